@@ -1,0 +1,101 @@
+"""Datasets as uint8 tensors: the MNIST IDX files, or the sample shipped in the package.
+
+Training keeps the whole dataset on its device as uint8 (N, C, H, W) and normalises each
+batch in one op (airbench-style), so there is no per-image Python work and no DataLoader.
+"""
+
+from __future__ import annotations
+
+import gzip
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from gan_dist.errors import GanError
+
+SAMPLE_FILE = Path(__file__).parent / "data" / "mnist_sample.npz"
+MNIST_FILES = {
+    True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    images: np.ndarray  # (N, C, H, W) uint8
+    labels: np.ndarray  # (N,) uint8
+    name: str
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.images.shape[1:])  # type: ignore[return-value]
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Parse one IDX file (optionally gzipped): magic, dims, then big-endian uint8 data."""
+    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise GanError(f"{path} is not a uint8 IDX file: replace it with the original MNIST file")
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(dims)):
+        raise GanError(f"{path} is truncated ({data.size} of {int(np.prod(dims))} bytes): download it again")
+    return data.reshape(dims)
+
+
+def _find(data_dir: Path, stem: str) -> Path | None:
+    for folder in (data_dir / "MNIST" / "raw", data_dir):
+        for candidate in (folder / stem, folder / f"{stem}.gz"):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def load_mnist(data_dir: Path, train: bool = True, download: bool = True) -> ImageSet:
+    """MNIST from torchvision's layout (DIR/MNIST/raw/*-ubyte[.gz]), downloading if missing."""
+    data_dir = Path(data_dir)
+    image_stem, label_stem = MNIST_FILES[train]
+    if (_find(data_dir, image_stem) is None or _find(data_dir, label_stem) is None) and download:
+        _download_mnist(data_dir, train)
+    image_path, label_path = _find(data_dir, image_stem), _find(data_dir, label_stem)
+    if image_path is None or label_path is None:
+        raise GanError(
+            f"MNIST files not found under {data_dir}/MNIST/raw and could not be downloaded: "
+            "copy the four IDX files there, or use --dataset mnist-sample (shipped, no download)")
+    images, labels = read_idx(image_path), read_idx(label_path)
+    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        raise GanError(f"{image_path} and {label_path} do not match (images {images.shape}, "
+                       f"labels {labels.shape}): replace them with the original MNIST files")
+    return ImageSet(images[:, None].copy(), labels.copy(), "mnist" if train else "mnist-test")
+
+
+def _download_mnist(data_dir: Path, train: bool) -> None:
+    """Try torchvision's downloader; offline it fails and the caller explains what to do."""
+    try:
+        from torchvision.datasets import MNIST
+
+        MNIST(str(data_dir), train=train, download=True)
+    except Exception:  # offline, mirror down, disk full: the caller's message says what to do
+        pass
+
+
+def load_sample() -> ImageSet:
+    """The 5,000 real MNIST training digits shipped in the package (see data/ATTRIBUTION.md)."""
+    with np.load(SAMPLE_FILE) as archive:
+        return ImageSet(archive["images"], archive["labels"], "mnist-sample")
+
+
+def load_dataset(name: str, data_dir: str | Path) -> ImageSet:
+    if name == "mnist-sample":
+        return load_sample()
+    if name == "mnist":
+        return load_mnist(Path(data_dir), train=True)
+    raise GanError(f"unknown dataset {name!r}: use mnist or mnist-sample")
+
+
+def to_unit_range(batch_u8, dtype=None):
+    """uint8 images -> floats in [-1, 1], the generator's Tanh range; one batched op."""
+    x = batch_u8.to(dtype) if dtype is not None else batch_u8.float()
+    return x.mul_(1 / 127.5).sub_(1.0)
