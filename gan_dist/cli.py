@@ -73,16 +73,20 @@ def train(
     from gan_dist.config import resolve_config
 
     given = {k: v for k, v in ctx.params.items() if v is not None and k not in ("config", "dry_run")}
-    cfg = resolve_config(config_file=config, overrides=given)
-    if dry_run:
-        import json
+    try:
+        cfg = resolve_config(config_file=config, overrides=given)
+        if dry_run:
+            import json
 
-        typer.echo(json.dumps(cfg.to_dict(), indent=2))
-        return
-    from gan_dist.launch import launch_training
+            typer.echo(json.dumps(cfg.to_dict(), indent=2))
+            return
+        from gan_dist.launch import launch_training
 
-    code = launch_training(cfg, explicit=set(given) | _toml_keys(config))
-    raise typer.Exit(code)
+        code = launch_training(cfg, explicit=set(given) | _toml_keys(config))
+    except GanError as err:
+        fail(str(err), err.exit_code)
+    if code:
+        raise typer.Exit(code)
 
 
 def _toml_keys(config: Optional[Path]) -> set[str]:
@@ -92,6 +96,93 @@ def _toml_keys(config: Optional[Path]) -> set[str]:
 
 
 # --- other commands are registered below by their modules' owners ------------------------
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory written by `gan train`.")],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="PDF to write (default RUN_DIR/report.pdf).")] = None,
+    html: Annotated[Optional[Path], typer.Option(help="Also write the HTML to this file.")] = None,
+    title: Annotated[Optional[str], typer.Option(help="Report title.")] = None,
+    author: Annotated[Optional[str], typer.Option(help="Author name.")] = None,
+    student_id: Annotated[Optional[str], typer.Option(help="Student ID.")] = None,
+    course: Annotated[Optional[str], typer.Option(help="Course name.")] = None,
+    epochs: Annotated[Optional[str], typer.Option(help="Epochs whose sample grids are shown, e.g. 10,20,50,100.")] = None,
+    template_dir: Annotated[Optional[Path], typer.Option(help="Directory of templates overriding the shipped ones.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing output other than RUN_DIR/report.pdf.")] = False,
+) -> None:
+    """Render the coursework report of a run as a PDF."""
+    from gan_dist.report import render_report
+
+    try:
+        path = render_report(run_dir, output, html=html, title=title, author=author, student_id=student_id,
+                             course=course, epochs=epochs, template_dir=template_dir, force=force)
+    except GanError as err:
+        fail(str(err), err.exit_code)
+    typer.echo(f"wrote {path}")
+
+
+# --- sample / eval / runs (gan_dist.sampling, gan_dist.quality, gan_dist.runs_table) --------
+def _parse_epochs(text: Optional[str]) -> Optional[list[int]]:
+    if not text:
+        return None
+    try:
+        epochs = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        fail(f"--epochs {text!r} is not a list of epochs: write e.g. 10,50,100")
+    if any(e < 0 for e in epochs):
+        fail(f"--epochs {text!r} has a negative epoch: write e.g. 10,50,100")
+    return epochs
+
+
+@app.command()
+def sample(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory.")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Output file: .png grid or .npz raw uint8 (N, C, H, W).")],
+    n: Annotated[int, typer.Option("-n", help="Number of images.")] = 64,
+    epoch: Annotated[Optional[int], typer.Option(help="Use the generator kept at this epoch (default: final).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the noise.")] = 0,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite OUT if it exists.")] = False,
+) -> None:
+    """Generate images from a run's trained generator."""
+    try:
+        from gan_dist.sampling import sample_run
+
+        path = sample_run(run_dir, n=n, out=out, epoch=epoch, seed=seed, force=force)
+    except GanError as err:
+        fail(str(err), err.exit_code)
+    typer.echo(f"wrote {n} images to {path}")
+
+
+@app.command("eval")
+def eval_(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory.")],
+    epochs: Annotated[Optional[str], typer.Option(help="Epochs to evaluate, e.g. 10,50,100 (default: all kept).")] = None,
+    samples: Annotated[int, typer.Option(help="Generated images per epoch.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Seed of the noise (and of the real subset).")] = 0,
+) -> None:
+    """Quality metrics (FD, KID, modes, precision/recall) -> RUN_DIR/quality.jsonl."""
+    wanted = _parse_epochs(epochs)
+    try:
+        from gan_dist.quality import evaluate_run, format_row
+
+        evaluate_run(run_dir, wanted, samples=samples, seed=seed, log=lambda row: typer.echo(format_row(row)))
+    except GanError as err:
+        fail(str(err), err.exit_code)
+    typer.echo(f"wrote {Path(run_dir) / 'quality.jsonl'}")
+
+
+@app.command()
+def runs(
+    directory: Annotated[Path, typer.Argument(help="Folder of runs (train's --out).")] = Path("runs"),
+) -> None:
+    """A table of runs: status, epochs, last losses, last quality, world size."""
+    try:
+        from gan_dist.runs_table import print_runs
+
+        print_runs(directory)
+    except GanError as err:
+        fail(str(err), err.exit_code)
 
 
 def main() -> None:

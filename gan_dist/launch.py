@@ -22,7 +22,8 @@ from gan_dist.config import TrainConfig
 from gan_dist.errors import GanError
 from gan_dist.rundir import read_metrics
 
-RENDEZVOUS_TIMEOUT_SECONDS = 60  # how long nodes wait for each other before giving up
+# How long nodes wait for each other before giving up (GAN_RENDEZVOUS_TIMEOUT overrides).
+RENDEZVOUS_TIMEOUT_SECONDS = int(os.environ.get("GAN_RENDEZVOUS_TIMEOUT", "60"))
 # Options a resumed run may change: topology, length, what is written. Everything that
 # shapes the optimisation stays as the run began.
 RESUMABLE = {"epochs", "sample_epochs", "eval_epochs", "keep_checkpoints", "gpus", "cpu", "processes",
@@ -51,6 +52,7 @@ def configure_threads() -> None:
     if "OMP_NUM_THREADS" not in os.environ:
         local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // local))
+    torch.set_flush_denormal(True)  # denormals in late GAN training slow CPU matmuls many-fold
 
 
 # ---- where the run lives ------------------------------------------------------------------
@@ -134,6 +136,8 @@ def launch_training(cfg: TrainConfig, explicit: set[str] | frozenset = frozenset
     cfg = plan_run(cfg, set(explicit))
     plan = plan_processes(cfg, set(explicit))
     cfg = cfg.replace(cpu=plan.use_cpu)
+    if plan.nodes == 1 and "master_port" not in explicit:
+        cfg = cfg.replace(master_port=_free_port())  # one machine: any free port will do
     if cfg.batch_size % plan.world_size:
         raise GanError(f"--batch-size {cfg.batch_size} cannot be split evenly over {plan.world_size} "
                        f"processes: use a multiple of {plan.world_size}")
@@ -143,6 +147,12 @@ def launch_training(cfg: TrainConfig, explicit: set[str] | frozenset = frozenset
         configure_threads()
         return train(cfg)
     return _spawn(cfg, plan)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def _check_port(cfg: TrainConfig) -> None:
