@@ -70,6 +70,9 @@ def train(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved config; train nothing.")] = False,
 ) -> None:
     """Train the GAN; the run directory is OUT/NAME."""
+    import os
+
+    os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "FATAL")  # c10d's C++ logs would break one-line errors
     from gan_dist.config import resolve_config
 
     given = {k: v for k, v in ctx.params.items() if v is not None and k not in ("config", "dry_run")}

@@ -181,6 +181,8 @@ def _spawn(cfg: TrainConfig, plan: ProcessPlan) -> int:
     config_file.write_text(json.dumps(cfg.to_dict()))
     stop_file = workdir / "stop"
     os.environ["GAN_LAUNCHER_STOP_FILE"] = str(stop_file)
+    stopped_marker = workdir / "stopped"
+    os.environ["GAN_STOPPED_MARKER"] = str(stopped_marker)
 
     def ask_workers_to_stop(signum, frame):  # Slurm / kill: the workers checkpoint and stop
         stop_file.write_text(signal.Signals(signum).name)
@@ -198,7 +200,7 @@ def _spawn(cfg: TrainConfig, plan: ProcessPlan) -> int:
     import sys
 
     try:
-        results = elastic_launch(launch, entrypoint=sys.executable)("-m", "gan_dist.worker", str(config_file))
+        elastic_launch(launch, entrypoint=sys.executable)("-m", "gan_dist.worker", str(config_file))
     except ChildFailedError as err:
         raise GanError(_root_cause(err)) from None
     except Exception as err:  # rendezvous timeout, unreachable master, store errors
@@ -206,10 +208,9 @@ def _spawn(cfg: TrainConfig, plan: ProcessPlan) -> int:
                        f"{cfg.master_port} ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
                        f"check that every node runs with the same --master-addr/--master-port and that node 0 "
                        f"is reachable (waited up to {RENDEZVOUS_TIMEOUT_SECONDS} s)") from None
-    codes = set((results or {}).values())
     from gan_dist.train import EXIT_STOPPED
 
-    return EXIT_STOPPED if EXIT_STOPPED in codes else 0
+    return EXIT_STOPPED if stopped_marker.exists() else 0
 
 
 def _root_cause(err) -> str:

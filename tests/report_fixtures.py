@@ -1,0 +1,83 @@
+"""Synthetic run directories, shaped like what `gan train` writes, for the report tests."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def metrics_row(epoch: int, world_size: int = 1) -> dict:
+    """Plausible numbers; epoch 10 reproduces the coursework's published caption exactly."""
+    if epoch == 10:
+        g, d, seconds = 2.1112, 0.7161, 21.12
+    else:
+        g = 0.9 + 1.5 * math.exp(-epoch / 25) + 0.01 * math.sin(epoch)
+        d = 1.3 - 0.65 * math.exp(-epoch / 25)
+        seconds = 20.0 + (epoch % 7) * 0.37
+    return {"epoch": epoch, "g_loss": g, "d_loss": d, "d_real": 0.5 + 0.35 * math.exp(-epoch / 30),
+            "d_fake": 0.5 - 0.4 * math.exp(-epoch / 30), "seconds": seconds,
+            "images_per_second": 60000 / seconds, "world_size": world_size, "steps": 600,
+            "elapsed_seconds": epoch * 20.5}
+
+
+def write_grid(path: Path, seed: int) -> None:
+    """A real 8x8 grid PNG of 28x28 blobs (242x242 with 2-pixel padding, like make_grid)."""
+    rng = np.random.default_rng(seed)
+    grid = np.zeros((8 * 30 + 2, 8 * 30 + 2), np.uint8)
+    yy, xx = np.mgrid[:28, :28]
+    for r in range(8):
+        for c in range(8):
+            cy, cx = rng.uniform(9, 19, 2)
+            blob = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / rng.uniform(10, 40))
+            grid[2 + 30 * r:30 + 30 * r, 2 + 30 * c:30 + 30 * c] = (255 * blob).astype(np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(grid).convert("RGB").save(path)
+
+
+def write_run(root: Path, *, epochs: int = 100, completed: int | None = None,
+              sample_epochs=(10, 20, 50, 100), quality: bool = True, truncated: bool = False,
+              state: str | None = None, name: str = "test-run") -> Path:
+    """A run directory at root/name with `completed` of `epochs` epochs done."""
+    completed = epochs if completed is None else completed
+    run = root / name
+    run.mkdir(parents=True)
+    config = {
+        "dataset": "mnist", "data_dir": "data", "arch": "mlp", "loss": "nonsaturating",
+        "k_disc": 1, "d_dropout": 0.3, "epochs": epochs, "batch_size": 100, "lr": 2e-4,
+        "beta1": 0.5, "beta2": 0.999, "latent_dim": 100, "seed": 0, "precision": "no",
+        "sample_epochs": list(sample_epochs), "eval_epochs": [10, 50, 100], "out": "runs",
+        "name": name, "compile": False, "world_size": 2, "per_process_batch": 50,
+        "steps_per_epoch": 600, "dataset_size": 60000, "image_shape": [1, 28, 28],
+        "parameters": {"generator": 1486352, "discriminator": 1460225},
+        "architecture": {
+            "generator": ["Linear(100, 256)", "LeakyReLU(0.2)", "Linear(256, 512)", "LeakyReLU(0.2)",
+                          "Linear(512, 1024)", "LeakyReLU(0.2)", "Linear(1024, 784)", "Tanh()"],
+            "discriminator": ["Linear(784, 1024)", "LeakyReLU(0.2)", "Dropout(0.3)",
+                              "Linear(1024, 512)", "LeakyReLU(0.2)", "Dropout(0.3)",
+                              "Linear(512, 256)", "LeakyReLU(0.2)", "Dropout(0.3)",
+                              "Linear(256, 1)", "Sigmoid()"]},
+        "env": {"gan_dist": "0.1.0", "python": "3.11.2", "torch": "2.5.1", "accelerate": "1.2.0",
+                "device": "cuda", "device_name": "NVIDIA H100 80GB HBM3", "hostname": "node01",
+                "platform": "Linux-6.1-x86_64", "num_nodes": 1},
+    }
+    (run / "config.json").write_text(json.dumps(config, indent=2))
+    lines = [json.dumps(metrics_row(e, 2)) for e in range(1, completed + 1)]
+    text = "\n".join(lines) + "\n"
+    if truncated:
+        text += json.dumps(metrics_row(completed + 1, 2))[:37]  # killed mid-write
+    (run / "metrics.jsonl").write_text(text)
+    for e in sorted(set(sample_epochs) | {epochs}):
+        if e <= completed:
+            write_grid(run / "samples" / f"epoch_{e:04d}.png", seed=e)
+    if quality:
+        rows = [{"epoch": e, "fd": 40.0 / e ** 0.5, "kid": 0.2 / e, "modes": 10,
+                 "kl_uniform": 0.05, "confident": 0.8 + e / 1000, "precision": 0.6 + e / 400,
+                 "recall": 0.5 + e / 300, "samples": 10000} for e in (10, 50, 100) if e <= completed]
+        (run / "quality.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    if state:
+        (run / "status.json").write_text(json.dumps({"state": state}))
+    return run
