@@ -60,7 +60,8 @@ def plan_run(cfg: TrainConfig, explicit: set[str]) -> TrainConfig:
     """Resolve --resume to a concrete checkpoint (or a fresh start) and refuse overwrites."""
     run_dir = cfg.run_dir
     if cfg.resume is None:
-        if cfg.node_rank == 0 and run_dir.exists() and any(run_dir.iterdir()):
+        first = cfg.node_rank == 0 and os.environ.get("RANK", "0") == "0"  # others may see its files
+        if first and run_dir.exists() and any(run_dir.iterdir()):
             raise GanError(f"run directory {run_dir} already exists: choose another --name, "
                            "or continue it with --resume auto")
         return cfg
@@ -130,6 +131,9 @@ def plan_processes(cfg: TrainConfig, explicit: set[str]) -> ProcessPlan:
 def launch_training(cfg: TrainConfig, explicit: set[str] | frozenset = frozenset()) -> int:
     if under_outside_launcher():
         from gan_dist.train import train
+
+        if int(os.environ["WORLD_SIZE"]) > 1 and "name" not in explicit:
+            raise GanError("under torchrun / accelerate launch every process needs the same --name: pass one")
 
         configure_threads()
         return train(plan_run(cfg, set(explicit)))
