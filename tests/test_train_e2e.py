@@ -103,3 +103,20 @@ def test_damaged_checkpoint_is_refused_without_touching_the_run(tmp_path):
     proc = gan("train", *FAST, "--epochs", "2", "--out", tmp_path, "--name", "d", "--resume", "auto", check=False)
     assert proc.returncode == 2 and "cannot be loaded" in proc.stderr and "Traceback" not in proc.stderr
     assert (tmp_path / "d" / "metrics.jsonl").read_text() == before
+
+
+def test_report_of_a_real_run_shows_its_own_figures(tmp_path):
+    gan("train", *FAST, "--epochs", "3", "--sample-epochs", "1,2", "--out", tmp_path, "--name", "rep")
+    run = tmp_path / "rep"
+    gan("report", run, "--epochs", "1,2,3", "--author", "Test Student")
+    text = subprocess.run(["pdftotext", str(run / "report.pdf"), "-"], capture_output=True,
+                          text=True, check=True).stdout
+    flat = " ".join(text.split())
+    for row in metrics(run):
+        caption = (f"Epoch {row['epoch']} of 3 with {row['seconds']:.2f} s — Generator loss: "
+                   f"{row['g_loss']:.4f}, Discriminator loss: {row['d_loss']:.4f}")
+        assert caption in flat
+    assert "Test Student" in flat
+    images = subprocess.run(["pdfimages", "-list", str(run / "report.pdf")], capture_output=True, text=True,
+                            check=True).stdout.splitlines()[2:]
+    assert len(images) >= 3  # the three sample grids, at least
