@@ -1,0 +1,70 @@
+"""`gan sample`: images from a run's trained generator, as a PNG grid or raw uint8 .npz."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from gan_dist.errors import GanError
+
+FORMATS = (".png", ".npz")
+
+
+def generator_path(run_dir: Path, epoch: int | None) -> Path:
+    """The final generator, or the one kept for sample epoch `epoch`."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise GanError(f"run directory {run_dir} not found: give the path of a run (see `gan runs`)")
+    if epoch is None:
+        path = run_dir / "generator.safetensors"
+        if not path.is_file():
+            raise GanError(f"{run_dir} has no generator.safetensors yet (unfinished run): "
+                           "pass --epoch E for a kept sample epoch")
+        return path
+    path = run_dir / "generators" / f"epoch_{epoch:04d}.safetensors"
+    if not path.is_file():
+        kept = sorted(int(p.stem.split("_", 1)[1]) for p in (run_dir / "generators").glob("epoch_*.safetensors")
+                      if p.stem.split("_", 1)[1].isdigit())
+        hint = f"kept epochs are {', '.join(map(str, kept))}" if kept else "this run kept no per-epoch generators"
+        raise GanError(f"no generator for epoch {epoch} in {run_dir}: {hint}")
+    return path
+
+
+def sample_run(run_dir: Path, *, n: int, out: Path, epoch: int | None = None, seed: int = 0,
+               force: bool = False, nrow: int | None = None) -> Path:
+    """Write `n` samples to `out` (.png grid or .npz uint8 (N, C, H, W) under key "images")."""
+    out = Path(out)
+    suffix = out.suffix.lower()
+    if suffix not in FORMATS:
+        raise GanError(f"cannot write {out.name!r}: the output must end in .png (grid) or .npz (raw uint8 images)")
+    if n < 1:
+        raise GanError(f"-n {n} is not a number of images: give 1 or more")
+    if out.exists() and not force:
+        raise GanError(f"{out} already exists: choose another name or pass --force to overwrite it")
+    if not out.parent.is_dir():
+        raise GanError(f"folder {out.parent} does not exist: create it first")
+    path = generator_path(run_dir, epoch)
+
+    from gan_dist.generator_io import load_generator
+    from gan_dist.quality import generate
+
+    generator, info = load_generator(path)
+    images = generate(generator, n, seed, latent_dim=info["latent_dim"])  # uint8 (N, C, H, W)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        if suffix == ".npz":
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(fh, images=images.numpy())
+        else:
+            from torchvision.utils import make_grid, save_image
+
+            grid = make_grid(images.float().div(255.0), nrow=nrow or math.ceil(math.sqrt(n)),
+                             padding=2, pad_value=1.0)
+            save_image(grid, str(tmp), format="png")
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
