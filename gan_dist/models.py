@@ -6,6 +6,17 @@ import torch
 from torch import nn
 
 
+class Dropout(nn.Dropout):
+    """nn.Dropout with the same distribution, drawn as `uniform >= p` instead of bernoulli_,
+    which is about 2x slower on CPUs (bernoulli_ took 10-17% of a training step here)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        keep = torch.rand(x.shape, device=x.device) >= self.p
+        return x * keep * (1.0 / (1.0 - self.p))
+
+
 class MLPGenerator(nn.Module):
     """The coursework generator: z (B, latent) -> image (B, 1, 28, 28) in [-1, 1]."""
 
@@ -35,9 +46,9 @@ class MLPDiscriminator(nn.Module):
         super().__init__()
         pixels = int(torch.tensor(tuple(image_shape)).prod())
         self.net = nn.Sequential(
-            nn.Linear(pixels, 1024), nn.LeakyReLU(0.2), nn.Dropout(dropout),
-            nn.Linear(1024, 512), nn.LeakyReLU(0.2), nn.Dropout(dropout),
-            nn.Linear(512, 256), nn.LeakyReLU(0.2), nn.Dropout(dropout),
+            nn.Linear(pixels, 1024), nn.LeakyReLU(0.2), Dropout(dropout),
+            nn.Linear(1024, 512), nn.LeakyReLU(0.2), Dropout(dropout),
+            nn.Linear(512, 256), nn.LeakyReLU(0.2), Dropout(dropout),
             nn.Linear(256, 1),
         )
 

@@ -186,6 +186,11 @@ def train(cfg: TrainConfig, *, fresh: bool = True) -> int:
     fused = {"fused": True} if device.type in ("cuda", "cpu") else {}
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), **fused)
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), **fused)
+    if cfg.compile:
+        # Module.compile() compiles __call__ in place: state_dict keys stay the same, so
+        # checkpoints move freely between compiled and eager runs.
+        G.compile()
+        D.compile()
     # G and D prepared as separate models: one DDP wrapper holding both breaks the reducer.
     G, D, opt_g, opt_d = accelerator.prepare(G, D, opt_g, opt_d)
     G_plain, D_plain = accelerator.unwrap_model(G), accelerator.unwrap_model(D)
