@@ -19,14 +19,6 @@ MNIST_TEST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 N = 1500
 
 
-@pytest.fixture(scope="module", autouse=True)
-def private_cache(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("GAN_DIST_CACHE", str(tmp_path_factory.mktemp("cache")))
-    yield
-    mp.undo()
-
-
 @pytest.fixture(scope="module")
 def real_and_heldout():
     """Reference statistics and held-out real digits: the MNIST test split when it is here."""

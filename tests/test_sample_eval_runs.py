@@ -23,14 +23,6 @@ runner = CliRunner()
 KEYS = {"epoch", "fd", "kid", "modes", "kl_uniform", "confident", "precision", "recall", "samples"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def private_cache(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("GAN_DIST_CACHE", str(tmp_path_factory.mktemp("cache")))
-    yield
-    mp.undo()
-
-
 def make_run(root, name, *, epochs_total, epochs_done, state, pid=None, kept=(1, 2)):
     run = root / name
     (run / "generators").mkdir(parents=True)
