@@ -164,7 +164,7 @@ def environment(accelerator) -> dict:
             "distributed_type": str(accelerator.distributed_type)}
 
 
-def train(cfg: TrainConfig, *, fresh: bool = True) -> int:
+def train(cfg: TrainConfig) -> int:
     """Train per `cfg` (resume from `cfg.resume` when it names a checkpoint). Returns the
     exit code: 0 finished, EXIT_STOPPED after a stop request (checkpoint saved)."""
     stop = StopRequest()
@@ -217,7 +217,7 @@ def train(cfg: TrainConfig, *, fresh: bool = True) -> int:
 
     z_fixed = fixed_noise(cfg.seed, cfg.latent_dim, device)
     elapsed = history[-1]["elapsed_seconds"] if history else 0.0
-    progress = _progress(accelerator.is_main_process, cfg, start_epoch)
+    progress = _progress(accelerator.is_main_process)
     code = 0
     with progress:
         task = progress.add_task("epoch", total=cfg.epochs, completed=start_epoch)
@@ -285,7 +285,7 @@ def _maybe_inject_failure(rank: int, epoch: int) -> None:
         raise RuntimeError(f"injected failure on rank {rank} at epoch {epoch} (GAN_FAIL_AT)")
 
 
-def _progress(enabled: bool, cfg: TrainConfig, start_epoch: int):
+def _progress(enabled: bool):
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
