@@ -7,6 +7,7 @@ in the module that owns the work. Heavy imports (torch) happen inside the comman
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -26,6 +27,15 @@ app = typer.Typer(
 @app.callback()
 def _root() -> None:
     """gan: train GANs on many processes, then write the coursework report."""
+
+
+@contextlib.contextmanager
+def user_errors():
+    """Inside a command: a GanError becomes one line on stderr and exit status 2."""
+    try:
+        yield
+    except GanError as err:
+        fail(str(err), err.exit_code)
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -60,7 +70,7 @@ def train(
     master_addr: Annotated[Optional[str], typer.Option(help="Rendezvous host (node 0).")] = None,
     master_port: Annotated[Optional[int], typer.Option(help="Rendezvous port.")] = None,
     precision: Annotated[Optional[str], typer.Option(help="no | bf16 | fp16")] = None,
-    compile: Annotated[Optional[bool], typer.Option("--compile", help="torch.compile the steps.")] = None,
+    compile: Annotated[Optional[bool], typer.Option("--compile", help="torch.compile G and D.")] = None,
     sample_epochs: Annotated[Optional[str], typer.Option(help="Epochs whose sample grid is saved.")] = None,
     eval_epochs: Annotated[Optional[str], typer.Option(help="Epochs evaluated (quality.jsonl).")] = None,
     keep_checkpoints: Annotated[Optional[int], typer.Option(help="Newest checkpoints kept.")] = None,
@@ -76,7 +86,7 @@ def train(
     from gan_dist.config import resolve_config
 
     given = {k: v for k, v in ctx.params.items() if v is not None and k not in ("config", "dry_run")}
-    try:
+    with user_errors():
         cfg = resolve_config(config_file=config, overrides=given)
         if dry_run:
             import json
@@ -86,8 +96,6 @@ def train(
         from gan_dist.launch import launch_training
 
         code = launch_training(cfg, explicit=set(given) | _toml_keys(config))
-    except GanError as err:
-        fail(str(err), err.exit_code)
     if code:
         raise typer.Exit(code)
 
@@ -117,11 +125,9 @@ def report(
     """Render the coursework report of a run as a PDF."""
     from gan_dist.report import render_report
 
-    try:
+    with user_errors():
         path = render_report(run_dir, output, html=html, title=title, author=author, student_id=student_id,
                              course=course, epochs=epochs, template_dir=template_dir, force=force)
-    except GanError as err:
-        fail(str(err), err.exit_code)
     typer.echo(f"wrote {path}")
 
 
@@ -148,12 +154,10 @@ def sample(
     force: Annotated[bool, typer.Option("--force", help="Overwrite OUT if it exists.")] = False,
 ) -> None:
     """Generate images from a run's trained generator."""
-    try:
+    with user_errors():
         from gan_dist.sampling import sample_run
 
         path = sample_run(run_dir, n=n, out=out, epoch=epoch, seed=seed, force=force)
-    except GanError as err:
-        fail(str(err), err.exit_code)
     typer.echo(f"wrote {n} images to {path}")
 
 
@@ -166,12 +170,10 @@ def eval_(
 ) -> None:
     """Quality metrics (FD, KID, modes, precision/recall) -> RUN_DIR/quality.jsonl."""
     wanted = _parse_epochs(epochs)
-    try:
+    with user_errors():
         from gan_dist.quality import evaluate_run, format_row
 
         evaluate_run(run_dir, wanted, samples=samples, seed=seed, log=lambda row: typer.echo(format_row(row)))
-    except GanError as err:
-        fail(str(err), err.exit_code)
     typer.echo(f"wrote {Path(run_dir) / 'quality.jsonl'}")
 
 
@@ -180,12 +182,10 @@ def runs(
     directory: Annotated[Path, typer.Argument(help="Folder of runs (train's --out).")] = Path("runs"),
 ) -> None:
     """A table of runs: status, epochs, last losses, last quality, world size."""
-    try:
+    with user_errors():
         from gan_dist.runs_table import print_runs
 
         print_runs(directory)
-    except GanError as err:
-        fail(str(err), err.exit_code)
 
 
 def main() -> None:
