@@ -120,3 +120,18 @@ def test_report_of_a_real_run_shows_its_own_figures(tmp_path):
     images = subprocess.run(["pdfimages", "-list", str(run / "report.pdf")], capture_output=True, text=True,
                             check=True).stdout.splitlines()[2:]
     assert len(images) >= 3  # the three sample grids, at least
+
+
+def test_eval_during_training_writes_quality_and_changes_nothing(tmp_path):
+    common = [*FAST, "--epochs", "2", "--seed", "4", "--out", tmp_path]
+    gan("train", *common, "--name", "plain")
+    gan("train", *common, "--name", "evaluated", "--eval-epochs", "1,2")
+    quality = [json.loads(line) for line in (tmp_path / "evaluated" / "quality.jsonl").read_text().splitlines()]
+    assert [q["epoch"] for q in quality] == [1, 2]
+    for row in quality:
+        assert {"fd", "kid", "modes", "kl_uniform", "confident", "precision", "recall", "samples"} <= row.keys()
+        assert row["fd"] > 0 and 0 <= row["modes"] <= 10
+    plain, evaluated = metrics(tmp_path / "plain"), metrics(tmp_path / "evaluated")
+    assert [(r["g_loss"], r["d_loss"]) for r in plain] == [(r["g_loss"], r["d_loss"]) for r in evaluated]
+    assert max_abs_diff(generator_tensors(tmp_path / "plain" / "generator.safetensors"),
+                        generator_tensors(tmp_path / "evaluated" / "generator.safetensors")) == 0
