@@ -95,7 +95,11 @@ def train(
             return
         from gan_dist.launch import launch_training
 
-        code = launch_training(cfg, explicit=set(given) | _toml_keys(config))
+        try:
+            code = launch_training(cfg, explicit=set(given) | _toml_keys(config))
+        except KeyboardInterrupt:
+            fail(f"interrupted: the newest complete checkpoint is kept; continue with --resume auto "
+                 f"--name {cfg.name}", 130)
     if code:
         raise typer.Exit(code)
 
@@ -195,3 +199,4 @@ def main() -> None:
     except GanError as err:
         typer.echo(f"error: {err}", err=True)
         sys.exit(err.exit_code)
+

@@ -172,12 +172,15 @@ def _check_port(cfg: TrainConfig) -> None:
 
 
 def _spawn(cfg: TrainConfig, plan: ProcessPlan) -> int:
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
     _check_port(cfg)
     for name in ("torch.distributed.elastic", "torch.distributed.launcher"):
         logging.getLogger(name).setLevel(logging.CRITICAL)  # we report failures ourselves
+    # Share this machine's cores between its processes (Accelerate would otherwise warn and use 1).
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // plan.per_node)))
     if cfg.master_addr in ("127.0.0.1", "localhost"):
         os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     workdir = Path(tempfile.mkdtemp(prefix="gan-launch-"))
@@ -207,6 +210,9 @@ def _spawn(cfg: TrainConfig, plan: ProcessPlan) -> int:
         elastic_launch(launch, entrypoint=sys.executable)("-m", "gan_dist.worker", str(config_file))
     except ChildFailedError as err:
         raise GanError(_root_cause(err)) from None
+    except SignalException as err:  # Ctrl-C / SIGHUP: the agent has stopped the workers
+        raise GanError(f"interrupted ({signal.Signals(err.sigval).name}): the newest complete checkpoint "
+                       f"is kept; continue with --resume auto --name {cfg.name}") from None
     except Exception as err:  # rendezvous timeout, unreachable master, store errors
         raise GanError(f"could not start the {plan.world_size}-process run via {cfg.master_addr}:"
                        f"{cfg.master_port} ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "

@@ -132,3 +132,25 @@ def test_stop_request_checkpoints_exits_75_and_resumes(tmp_path, processes):
     stop_file.unlink()
     gan("train", *args, "--resume", "auto")
     assert [r["epoch"] for r in metrics(run)] == [1, 2, 3, 4, 5, 6]
+
+
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_ctrl_c_ends_with_one_line_and_a_resumable_run(tmp_path, processes):
+    import signal
+
+    args = [*SAME[:-4], "--epochs", "40", "--processes", processes, "--out", str(tmp_path), "--name", "intr"]
+    proc = subprocess.Popen([sys.executable, "-m", "gan_dist", "train", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    run = tmp_path / "intr"
+    deadline = time.time() + 300
+    while not (run / "checkpoints" / "epoch_0001" / "trainer_state.json").is_file():
+        assert proc.poll() is None and time.time() < deadline, proc.stderr.read()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0 and "Traceback" not in err
+    assert "interrupted" in err and "--resume auto --name intr" in err
+    from gan_dist.checkpoint import newest_checkpoint
+
+    assert newest_checkpoint(run / "checkpoints") is not None  # a complete one survives
