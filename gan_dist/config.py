@@ -12,7 +12,7 @@ import json
 import re
 import time
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 

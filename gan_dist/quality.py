@@ -23,6 +23,7 @@ import torch
 
 from gan_dist.classifier import classifier_id, load_classifier
 from gan_dist.errors import GanError
+from gan_dist.rundir import read_jsonl
 
 QUALITY_FILE = "quality.jsonl"
 KEYS = ("fd", "kid", "modes", "kl_uniform", "confident", "precision", "recall", "samples")
@@ -317,17 +318,7 @@ def generator_files(run_dir: Path) -> dict[int, Path]:
 
 
 def read_quality(run_dir: Path) -> list[dict]:
-    path = Path(run_dir) / QUALITY_FILE
-    rows = []
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            try:
-                row = json.loads(line)
-            except ValueError:
-                continue  # a torn line from a killed writer: skip it
-            if isinstance(row, dict) and "epoch" in row:
-                rows.append(row)
-    return rows
+    return read_jsonl(Path(run_dir) / QUALITY_FILE)[0]
 
 
 def write_quality_rows(run_dir: Path, new_rows: list[dict]) -> None:

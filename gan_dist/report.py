@@ -22,6 +22,7 @@ from typing import Any, Iterable, Sequence
 from urllib.parse import unquote, urlparse
 
 from gan_dist.errors import GanError
+from gan_dist.rundir import read_jsonl
 
 PACKAGE_TEMPLATES = Path(__file__).parent / "report_templates"
 DEFAULT_EPOCHS = (10, 20, 50, 100)
@@ -30,28 +31,6 @@ log = logging.getLogger(__name__)
 
 
 # --- reading the run directory --------------------------------------------------------------
-def _read_jsonl(path: Path) -> tuple[list[dict], int]:
-    """Rows keyed by epoch (last one wins), sorted; plus how many lines could not be read
-    (a run killed mid-write leaves a truncated last line)."""
-    if not path.is_file():
-        return [], 0
-    rows: dict[int, dict] = {}
-    bad = 0
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError:
-            bad += 1
-            continue
-        if isinstance(row, dict) and isinstance(row.get("epoch"), int):
-            rows[row["epoch"]] = row
-        else:
-            bad += 1
-    return [rows[e] for e in sorted(rows)], bad
-
-
 def load_run(run_dir: Path) -> dict[str, Any]:
     """Everything the report needs from RUN_DIR, or a GanError naming what is missing."""
     run_dir = Path(run_dir)
@@ -67,11 +46,11 @@ def load_run(run_dir: Path) -> dict[str, Any]:
         raise GanError(f"{config_path} is not valid JSON ({err}); restore it from the run") from None
     if not isinstance(config, dict):
         raise GanError(f"{config_path} is not a JSON object; restore it from the run")
-    metrics, bad_lines = _read_jsonl(run_dir / "metrics.jsonl")
+    metrics, bad_lines = read_jsonl(run_dir / "metrics.jsonl")
     if not metrics:
         raise GanError(f"{run_dir} has no completed epoch in metrics.jsonl; report once the "
                        "first epoch has finished")
-    quality, _ = _read_jsonl(run_dir / "quality.jsonl")
+    quality, _ = read_jsonl(run_dir / "quality.jsonl")
     try:
         status = json.loads((run_dir / "status.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -285,7 +264,7 @@ def _math_extension():
 
 
 def math_markup(tex: str, display: bool = False):
-    from markupsafe import Markup, escape
+    from markupsafe import Markup
 
     from gan_dist.mathsvg import render_math, simple_html
 

@@ -33,20 +33,32 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    """Rows of metrics.jsonl; a half-written last line (a killed run) is skipped."""
-    path = Path(run_dir) / METRICS
+def read_jsonl(path: Path) -> tuple[list[dict[str, Any]], int]:
+    """Rows of a per-epoch JSONL file (metrics.jsonl, quality.jsonl), one per epoch (the last
+    written wins), sorted by epoch; plus how many lines could not be read (a killed writer
+    leaves a truncated last line)."""
+    path = Path(path)
     if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
+        return [], 0
+    rows: dict[int, dict[str, Any]] = {}
+    bad = 0
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        if not line.strip():
+            continue
         try:
             row = json.loads(line)
-        except json.JSONDecodeError:
+        except ValueError:
+            bad += 1
             continue
-        if isinstance(row, dict) and "epoch" in row:
-            rows.append(row)
-    return rows
+        if isinstance(row, dict) and isinstance(row.get("epoch"), int):
+            rows[row["epoch"]] = row
+        else:
+            bad += 1
+    return [rows[e] for e in sorted(rows)], bad
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    return read_jsonl(Path(run_dir) / METRICS)[0]
 
 
 def read_config(run_dir: Path) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from gan_dist.errors import GanError
+from gan_dist.rundir import read_jsonl
 
 # A "running" run on another host whose status.json has not been touched for this long is
 # presumed killed (the trainer refreshes it at least once per epoch).
@@ -24,22 +25,9 @@ def _read_json(path: Path) -> dict | None:
 
 
 def _read_jsonl_last(path: Path) -> tuple[dict | None, int]:
-    """Last complete row and the number of distinct epochs logged."""
-    last, epochs = None, set()
-    try:
-        lines = path.read_text().splitlines()
-    except OSError:
-        return None, 0
-    for line in lines:
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue  # torn last line of a killed writer
-        if isinstance(row, dict):
-            last = row
-            if "epoch" in row:
-                epochs.add(row["epoch"])
-    return last, len(epochs)
+    """Last epoch's row and the number of distinct epochs logged."""
+    rows, _ = read_jsonl(path)
+    return (rows[-1] if rows else None), len(rows)
 
 
 def _pid_alive(pid: int) -> bool:
