@@ -33,12 +33,21 @@ SAMPLE_GRID = 64  # fixed-noise images per grid (8 x 8)
 
 
 # ---- the two steps ----------------------------------------------------------------------
-def d_step(G_plain, D, opt_d, real, z, accelerator):
-    """One discriminator update on a real batch and G(z); returns detached statistics.
+def generator_forwards(G, G_plain, z_for_d, z_for_g, accelerator):
+    """G's two forwards of a step: G(z) for the D step (no graph) and, on G's turn, G(z)
+    for the G step (with graph; its backward comes after the D update, which leaves G
+    unchanged). One autocast region, so mixed precision casts G's weights once, not twice."""
+    with accelerator.autocast():
+        fake_for_g = G(z_for_g) if z_for_g is not None else None  # first: cached casts keep grad
+        with torch.no_grad():
+            fake_for_d = G_plain(z_for_d)
+    return fake_for_d, fake_for_g
 
-    Real and fake go through D in one batch: one DDP forward, one all-reduce."""
-    with torch.no_grad():
-        fake = G_plain(z)
+
+def d_step(D, opt_d, real, fake, accelerator):
+    """One discriminator update on a real batch and a (detached) fake one; returns
+    detached statistics. Real and fake go through D in one batch: one DDP forward, one
+    all-reduce."""
     with accelerator.autocast():
         logits = D(torch.cat([real, fake]))
         real_logits, fake_logits = logits[: len(real)], logits[len(real):]
@@ -50,15 +59,15 @@ def d_step(G_plain, D, opt_d, real, z, accelerator):
         return loss.detach().float(), torch.sigmoid(real_logits.float()).mean(), torch.sigmoid(fake_logits.float()).mean()
 
 
-def g_step(G, D_plain, opt_g, z, loss_kind, accelerator):
-    """One generator update; returns the detached loss.
+def g_step(fake, D_plain, opt_g, loss_kind, accelerator):
+    """One generator update from `fake` = G(z), made with its graph; returns the detached loss.
 
     D is used unwrapped, so DDP's reducer for D never sees this forward, and backward
     computes gradients for G's weights only (`inputs=`): D's weight gradients are neither
     computed nor all-reduced. No `requires_grad` toggling, which would also invalidate
     (or, pytorch#139476, silently reuse) compiled graphs."""
     with accelerator.autocast():
-        loss = generator_loss(D_plain(G(z)), loss_kind)
+        loss = generator_loss(D_plain(fake), loss_kind)
     opt_g.zero_grad(set_to_none=True)
     accelerator.backward(loss, inputs=list(opt_g.param_groups[0]["params"]))
     opt_g.step()
@@ -107,11 +116,14 @@ def run_epoch(cfg: TrainConfig, epoch: int, models, images_u8, shard: Shard, acc
     sums = torch.zeros(4, device=device)  # d_loss, d_real, d_fake, g_loss
     g_steps = 0
     for step in range(steps):
+        g_turn = (step + 1) % cfg.k_disc == 0  # Algorithm 1: k D steps, then one G step
+        fake_for_d, fake_for_g = generator_forwards(G, G_plain, noise_d[step], noise_g[step] if g_turn else None,
+                                                    accelerator)
         real = to_unit_range(images_u8[order[step]])
-        d_loss, d_real, d_fake = d_step(G_plain, D, opt_d, real, noise_d[step], accelerator)
+        d_loss, d_real, d_fake = d_step(D, opt_d, real, fake_for_d, accelerator)
         sums[:3] += torch.stack([d_loss, d_real, d_fake])
-        if (step + 1) % cfg.k_disc == 0:  # Algorithm 1: k D steps, then one G step
-            sums[3] += g_step(G, D_plain, opt_g, noise_g[step], cfg.loss, accelerator)
+        if g_turn:
+            sums[3] += g_step(fake_for_g, D_plain, opt_g, cfg.loss, accelerator)
             g_steps += 1
         if on_step is not None:
             on_step(step + 1, steps)
@@ -242,7 +254,7 @@ def train(cfg: TrainConfig) -> int:
             save_checkpoint(accelerator, run.checkpoints, epoch, {"epoch": epoch, "history": history,
                             "world_size": world, "config": cfg.to_dict()}, keep=cfg.keep_checkpoints)
             run.write_status("running", epoch=epoch, epochs=cfg.epochs)
-            progress.update(task, completed=epoch,
+            progress.update(task, completed=epoch, refresh=True,
                             description=f"epoch {epoch}/{cfg.epochs}  G {g_loss:.3f}  D {d_loss:.3f}  {row['images_per_second']:,.0f} img/s")
             if stopping:
                 code = EXIT_STOPPED
@@ -291,4 +303,5 @@ def _progress(enabled: bool):
 
     console = Console(stderr=True, quiet=not enabled)
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    console=console, disable=not enabled, transient=False)
+                    console=console, disable=not enabled, transient=False,
+                    auto_refresh=False)  # redrawn once per epoch: no 10 Hz thread competing for 2 cores

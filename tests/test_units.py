@@ -79,7 +79,7 @@ def test_generator_step_leaves_discriminator_gradients_alone():
     acc = Accelerator(cpu=True)
     G, D = MLPGenerator(), MLPDiscriminator(dropout=0.0)
     opt_g = torch.optim.Adam(G.parameters())
-    g_step(G, D, opt_g, torch.randn(4, 100), "nonsaturating", acc)
+    g_step(G(torch.randn(4, 100)), D, opt_g, "nonsaturating", acc)
     assert all(p.grad is None for p in D.parameters())
     assert all(p.grad is not None for p in G.parameters())
 
@@ -130,3 +130,27 @@ def test_only_complete_checkpoints_count(tmp_path):
             (tmp_path / name / "trainer_state.json").write_text('{"epoch": 1, "history": []}')
     assert [e for e, _ in complete_checkpoints(tmp_path)] == [1, 2]
     assert newest_checkpoint(tmp_path).name == "epoch_0002"
+
+
+def test_cpu_dropout_keeps_each_unit_with_probability_one_minus_p():
+    from gan_dist.models import Dropout, cpu_keep_mask
+
+    torch.manual_seed(0)
+    keep, scale = cpu_keep_mask((1000, 1003), 0.3)  # odd width: lanes straddle rows
+    assert keep.shape == (1000, 1003) and keep.dtype == torch.bool
+    per_lane = keep.flatten()[: 1000 * 1000].view(-1, 4).float().mean(0)  # each of the 4 lanes
+    assert torch.allclose(per_lane, torch.full((4,), 0.7), atol=3e-3)
+    assert scale == pytest.approx(1 / 0.7, rel=1e-4)
+    # neighbouring units are independent: P(both kept) = 0.49
+    pairs = keep.flatten()[:-1] & keep.flatten()[1:]
+    assert pairs.float().mean().item() == pytest.approx(0.49, abs=3e-3)
+    layer = Dropout(0.3)
+    x = torch.ones(2000, 500)
+    y = layer(x)
+    assert y.unique().tolist() == [0.0, pytest.approx(scale)]
+    assert y.mean().item() == pytest.approx(1.0, abs=0.01)  # expectation preserved
+    torch.manual_seed(5)
+    a = layer(x)
+    torch.manual_seed(5)
+    assert torch.equal(a, layer(x))  # a function of the generator's state: resumes repeat it
+    assert torch.equal(layer.eval()(x), x)

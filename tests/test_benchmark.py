@@ -1,0 +1,39 @@
+"""The speed benchmark runs end to end and its JSON says what it measured.
+
+Speed itself is not asserted here (that is the benchmark's job, on a quiet machine): only
+that both loops really trained, for each precision, and that the ratios are computed from
+the measured figures."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_benchmark_runs_both_loops_per_precision_and_writes_json(tmp_path):
+    out = tmp_path / "result.json"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "run_benchmark.py"), "--images", "300", "--warmup", "2",
+         "--repeats", "1", "--skip-peak", "--wait-idle", "0", "--data-dir", str(tmp_path / "no-mnist"),
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["data"] == "mnist-sample" and result["batch_size"] == 100
+    assert result["flop_per_image"]["total"] == 31_942_656
+    rows = {(r["loop"], r["precision"]): r for r in result["results"]}
+    assert set(rows) == {("tutorial", "no"), ("gan_dist", "no"), ("tutorial", "bf16"), ("gan_dist", "bf16")}
+    for (loop, precision), r in rows.items():
+        assert r["images_per_second"] > 0 and r["images"] >= 300
+        assert 0 < r["d_loss"] < 10 and 0 < r["g_loss"] < 20  # a real GAN loss, not a placeholder
+        base = rows[("tutorial", precision)]["images_per_second"]
+        assert r["ratio_vs_tutorial"] == pytest.approx(r["images_per_second"] / base, abs=0.01)
+    assert rows[("gan_dist", "bf16")]["command"].count("--precision bf16") == 1
+    assert "images/s" in proc.stdout and "vs fp32" in proc.stdout
