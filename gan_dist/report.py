@@ -66,6 +66,15 @@ def load_run(run_dir: Path) -> dict[str, Any]:
 
 
 # --- formatting -----------------------------------------------------------------------------
+def dataset_title(cfg: dict) -> str:
+    """'MNIST', or for the shipped sample 'MNIST (5,000-image sample)': never a bare slug."""
+    name = str(cfg.get("dataset", "mnist"))
+    if name == "mnist-sample":
+        size = cfg.get("dataset_size")
+        return f"MNIST ({size:,}-image sample)" if isinstance(size, int) else "MNIST (sample)"
+    return name.upper()
+
+
 def fmt(value: Any, spec: str = "") -> str:
     """A number with `spec`, or the value as text; '—' when absent."""
     if value is None or value == "":
@@ -216,7 +225,7 @@ def build_context(run: dict, *, title: str | None, author: str | None, student_i
              if k not in known | {"env", "architecture", "parameters", "world_size", "name", "out"}
              and not isinstance(v, dict)]
     return {
-        "title": title or f"Generative Adversarial Networks on {str(cfg.get('dataset', 'MNIST')).upper()}",
+        "title": title or f"Generative Adversarial Networks on {dataset_title(cfg)}",
         "author": author, "student_id": student_id, "course": course,
         "date": time.strftime("%d %B %Y"),
         "run_name": cfg.get("name") or run["dir"].resolve().name,

@@ -117,6 +117,7 @@ def test_report_of_a_real_run_shows_its_own_figures(tmp_path):
                    f"{row['g_loss']:.4f}, Discriminator loss: {row['d_loss']:.4f}")
         assert caption in flat
     assert "Test Student" in flat
+    assert flat.startswith("Generative Adversarial Networks on MNIST (5,000-image sample)")
     images = subprocess.run(["pdfimages", "-list", str(run / "report.pdf")], capture_output=True, text=True,
                             check=True).stdout.splitlines()[2:]
     assert len(images) >= 3  # the three sample grids, at least
