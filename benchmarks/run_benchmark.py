@@ -55,8 +55,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # gan_dist, installed or not
 import matmul_peak  # noqa: E402
 import tutorial_loop  # noqa: E402
+
+from gan_dist.rundir import read_jsonl  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO / "benchmarks" / "results"
@@ -158,7 +161,7 @@ def run_gan(*, precision: str, compile_: bool, device: str, data_args: list[str]
     if proc.returncode != 0:
         raise RuntimeError(f"gan train failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-3000:]}")
     run_dir = out_dir / name
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    rows, _ = read_jsonl(run_dir / "metrics.jsonl")
     timed = rows[1:]
     timed_images = sum(r.get("steps", epoch_images // BATCH) * BATCH for r in timed)
     seconds = sum(r["seconds"] for r in timed)
