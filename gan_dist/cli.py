@@ -93,7 +93,7 @@ def train(
 
             typer.echo(json.dumps(cfg.to_dict(), indent=2))
             return
-        from gan_dist.launch import launch_training
+        from gan_dist.training.launch import launch_training
 
         try:
             code = launch_training(cfg, explicit=set(given) | _toml_keys(config))
@@ -127,7 +127,7 @@ def report(
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output other than RUN_DIR/report.pdf.")] = False,
 ) -> None:
     """Render the coursework report of a run as a PDF."""
-    from gan_dist.report import render_report
+    from gan_dist.report.render import render_report
 
     with user_errors():
         path = render_report(run_dir, output, html=html, title=title, author=author, student_id=student_id,
@@ -135,7 +135,7 @@ def report(
     typer.echo(f"wrote {path}")
 
 
-# --- sample / eval / runs (gan_dist.sampling, gan_dist.quality, gan_dist.runs_table) --------
+# --- sample / eval / runs (gan_dist.sampling, gan_dist.metrics.quality, gan_dist.report.runs_table) --------
 def _parse_epochs(text: Optional[str]) -> Optional[list[int]]:
     if not text:
         return None
@@ -175,7 +175,7 @@ def eval_(
     """Quality metrics (FD, KID, modes, precision/recall) -> RUN_DIR/quality.jsonl."""
     wanted = _parse_epochs(epochs)
     with user_errors():
-        from gan_dist.quality import evaluate_run, format_row
+        from gan_dist.metrics.quality import evaluate_run, format_row
 
         evaluate_run(run_dir, wanted, samples=samples, seed=seed, log=lambda row: typer.echo(format_row(row)))
     typer.echo(f"wrote {Path(run_dir) / 'quality.jsonl'}")
@@ -187,7 +187,7 @@ def runs(
 ) -> None:
     """A table of runs: status, epochs, last losses, last quality, world size."""
     with user_errors():
-        from gan_dist.runs_table import print_runs
+        from gan_dist.report.runs_table import print_runs
 
         print_runs(directory)
 

@@ -11,10 +11,11 @@ import difflib
 import json
 import re
 import time
-import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from gan_dist.errors import GanError
 

@@ -48,8 +48,8 @@ def sample_run(run_dir: Path, *, n: int, out: Path, epoch: int | None = None, se
         raise GanError(f"folder {out.parent} does not exist: create it first")
     path = generator_path(run_dir, epoch)
 
-    from gan_dist.generator_io import load_generator
-    from gan_dist.quality import generate
+    from gan_dist.metrics.quality import generate
+    from gan_dist.nets.generator_io import load_generator
 
     generator, info = load_generator(path)
     images = generate(generator, n, seed, latent_dim=info["latent_dim"])  # uint8 (N, C, H, W)

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from gan_dist.classifier import CLASSIFIER_FILE, accuracy, save_classifier, train_classifier
-from gan_dist.data import load_mnist, load_sample
+from gan_dist.datasets import load_mnist, load_sample
 from gan_dist.errors import GanError
+from gan_dist.metrics.classifier import CLASSIFIER_FILE, accuracy, save_classifier, train_classifier
 
 
 def main() -> None:

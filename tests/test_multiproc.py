@@ -10,7 +10,6 @@ import sys
 import time
 
 import pytest
-
 from helpers import FAST, gan, generator_tensors, max_abs_diff, metrics
 
 pytestmark = [pytest.mark.slow, pytest.mark.multiproc]
@@ -151,6 +150,6 @@ def test_ctrl_c_ends_with_one_line_and_a_resumable_run(tmp_path, processes):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode != 0 and "Traceback" not in err
     assert "interrupted" in err and "--resume auto --name intr" in err
-    from gan_dist.checkpoint import newest_checkpoint
+    from gan_dist.training.checkpoint import newest_checkpoint
 
     assert newest_checkpoint(run / "checkpoints") is not None  # a complete one survives

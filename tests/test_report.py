@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from gan_dist.cli import app
 from gan_dist.errors import GanError
-from gan_dist.report import make_url_fetcher, render_report
+from gan_dist.report.render import make_url_fetcher, render_report
 
 sys.path.insert(0, str(Path(__file__).parent))
 from report_fixtures import metrics_row, write_run  # noqa: E402
@@ -164,6 +164,6 @@ def test_existing_files_are_not_overwritten(tmp_path):
 
 
 def test_report_module_does_not_import_torch():
-    code = ("import sys, gan_dist.report, gan_dist.mathsvg, weasyprint, matplotlib.figure; "
+    code = ("import sys, gan_dist.report.render, gan_dist.report.mathsvg, gan_dist.report.runs_table, weasyprint, matplotlib.figure; "
             "sys.exit('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -15,9 +15,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from gan_dist.cli import app
-from gan_dist.generator_io import load_generator, save_generator
-from gan_dist.models import MLPGenerator
-from gan_dist.quality import evaluate_generator_into_run, read_quality
+from gan_dist.metrics.quality import evaluate_generator_into_run, read_quality
+from gan_dist.nets import MLPGenerator
+from gan_dist.nets.generator_io import load_generator, save_generator
 
 runner = CliRunner()
 KEYS = {"epoch", "fd", "kid", "modes", "kl_uniform", "confident", "precision", "recall", "samples"}

@@ -12,9 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-from PIL import Image
-
 from helpers import FAST, gan, generator_tensors, max_abs_diff, metrics
+from PIL import Image
 
 pytestmark = pytest.mark.slow
 KEYS = {"epoch", "g_loss", "d_loss", "d_real", "d_fake", "seconds", "images_per_second", "world_size"}

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from gan_dist.checkpoint import complete_checkpoints, newest_checkpoint
-from gan_dist.data import load_dataset, load_mnist, read_idx, to_unit_range
+from gan_dist.datasets import load_dataset, load_mnist, read_idx, to_unit_range
 from gan_dist.errors import GanError
-from gan_dist.losses import discriminator_loss, generator_loss
-from gan_dist.models import MLPDiscriminator, MLPGenerator, parameter_count
+from gan_dist.nets import MLPDiscriminator, MLPGenerator, parameter_count
+from gan_dist.training.checkpoint import complete_checkpoints, newest_checkpoint
+from gan_dist.training.losses import discriminator_loss, generator_loss
 
 
 def test_network_shapes_and_parameter_counts():
@@ -55,8 +55,8 @@ def test_algorithm_1_takes_k_discriminator_steps_per_generator_step(k):
     from accelerate import Accelerator
 
     from gan_dist.config import TrainConfig
-    from gan_dist.models import build_models
-    from gan_dist.train import Shard, run_epoch
+    from gan_dist.nets import build_models
+    from gan_dist.training.loop import Shard, run_epoch
 
     cfg = TrainConfig(dataset="mnist-sample", batch_size=50, k_disc=k, name="t", cpu=True)
     acc = Accelerator(cpu=True)
@@ -74,7 +74,7 @@ def test_algorithm_1_takes_k_discriminator_steps_per_generator_step(k):
 def test_generator_step_leaves_discriminator_gradients_alone():
     from accelerate import Accelerator
 
-    from gan_dist.train import g_step
+    from gan_dist.training.steps import g_step
 
     acc = Accelerator(cpu=True)
     G, D = MLPGenerator(), MLPDiscriminator(dropout=0.0)
@@ -133,7 +133,7 @@ def test_only_complete_checkpoints_count(tmp_path):
 
 
 def test_cpu_dropout_keeps_each_unit_with_probability_one_minus_p():
-    from gan_dist.models import Dropout, cpu_keep_mask
+    from gan_dist.nets import Dropout, cpu_keep_mask
 
     torch.manual_seed(0)
     keep, scale = cpu_keep_mask((1000, 1003), 0.3)  # odd width: lanes straddle rows

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gan_dist.classifier import classifier_id, load_classifier
 from gan_dist.errors import GanError
+from gan_dist.metrics.classifier import classifier_id, load_classifier
 from gan_dist.rundir import read_jsonl
 
 QUALITY_FILE = "quality.jsonl"
@@ -197,7 +197,7 @@ def real_stats(images_u8: np.ndarray, name: str) -> RealStats:
 
 def real_reference(dataset: str, data_dir: str | Path | None = None) -> RealStats:
     """The real data a run trained on (what its generator should imitate)."""
-    from gan_dist.data import load_mnist, load_sample
+    from gan_dist.datasets import load_mnist, load_sample
 
     if dataset == "mnist-sample":
         data = load_sample()
@@ -339,7 +339,7 @@ def run_reference(run_dir: Path) -> RealStats:
 def evaluate_run(run_dir: Path, epochs: list[int] | None = None, samples: int = DEFAULT_SAMPLES,
                  seed: int = 0, log=None) -> list[dict]:
     """Evaluate the kept generators of a run (all, or `epochs`) into RUN_DIR/quality.jsonl."""
-    from gan_dist.generator_io import load_generator
+    from gan_dist.nets.generator_io import load_generator
 
     run_dir = Path(run_dir)
     if samples < 2 * PR_K + 2:

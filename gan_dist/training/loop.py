@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import platform
-import signal
 import socket
 import time
 from dataclasses import dataclass
@@ -19,59 +18,17 @@ from pathlib import Path
 import torch
 
 from gan_dist import __version__
-from gan_dist.checkpoint import load_checkpoint, save_checkpoint
 from gan_dist.config import TrainConfig
-from gan_dist.data import load_dataset, to_unit_range
+from gan_dist.datasets import load_dataset, to_unit_range
 from gan_dist.errors import GanError
-from gan_dist.generator_io import save_generator
-from gan_dist.losses import discriminator_loss, generator_loss
-from gan_dist.models import build_models, describe, parameter_count
+from gan_dist.nets import build_models, describe, parameter_count
+from gan_dist.nets.generator_io import save_generator
 from gan_dist.rundir import RunDir
+from gan_dist.training.checkpoint import load_checkpoint, save_checkpoint
+from gan_dist.training.steps import d_step, g_step, generator_forwards
+from gan_dist.training.stopping import EXIT_STOPPED, StopRequest
 
-EXIT_STOPPED = 75  # checkpoint saved after a stop request; `--resume auto` continues
 SAMPLE_GRID = 64  # fixed-noise images per grid (8 x 8)
-
-
-# ---- the two steps ----------------------------------------------------------------------
-def generator_forwards(G, G_plain, z_for_d, z_for_g, accelerator):
-    """G's two forwards of a step: G(z) for the D step (no graph) and, on G's turn, G(z)
-    for the G step (with graph; its backward comes after the D update, which leaves G
-    unchanged). One autocast region, so mixed precision casts G's weights once, not twice."""
-    with accelerator.autocast():
-        fake_for_g = G(z_for_g) if z_for_g is not None else None  # first: cached casts keep grad
-        with torch.no_grad():
-            fake_for_d = G_plain(z_for_d)
-    return fake_for_d, fake_for_g
-
-
-def d_step(D, opt_d, real, fake, accelerator):
-    """One discriminator update on a real batch and a (detached) fake one; returns
-    detached statistics. Real and fake go through D in one batch: one DDP forward, one
-    all-reduce."""
-    with accelerator.autocast():
-        logits = D(torch.cat([real, fake]))
-        real_logits, fake_logits = logits[: len(real)], logits[len(real):]
-        loss = discriminator_loss(real_logits, fake_logits)
-    opt_d.zero_grad(set_to_none=True)
-    accelerator.backward(loss)
-    opt_d.step()
-    with torch.no_grad():
-        return loss.detach().float(), torch.sigmoid(real_logits.float()).mean(), torch.sigmoid(fake_logits.float()).mean()
-
-
-def g_step(fake, D_plain, opt_g, loss_kind, accelerator):
-    """One generator update from `fake` = G(z), made with its graph; returns the detached loss.
-
-    D is used unwrapped, so DDP's reducer for D never sees this forward, and backward
-    computes gradients for G's weights only (`inputs=`): D's weight gradients are neither
-    computed nor all-reduced. No `requires_grad` toggling, which would also invalidate
-    (or, pytorch#139476, silently reuse) compiled graphs."""
-    with accelerator.autocast():
-        loss = generator_loss(D_plain(fake), loss_kind)
-    opt_g.zero_grad(set_to_none=True)
-    accelerator.backward(loss, inputs=list(opt_g.param_groups[0]["params"]))
-    opt_g.step()
-    return loss.detach().float()
 
 
 # ---- randomness as a function of (seed, epoch) --------------------------------------------
@@ -128,28 +85,6 @@ def run_epoch(cfg: TrainConfig, epoch: int, models, images_u8, shard: Shard, acc
         if on_step is not None:
             on_step(step + 1, steps)
     return sums, steps, max(g_steps, 1)
-
-
-# ---- stopping early (Slurm preemption, cancel, Ctrl-C) ------------------------------------
-class StopRequest:
-    """Set by SIGUSR1/SIGTERM, or by a stop file (Slurm's batch script writes GAN_STOP_FILE)."""
-
-    def __init__(self):
-        self.signalled = False
-        self.files = [Path(p) for p in (os.environ.get("GAN_STOP_FILE"), os.environ.get("GAN_LAUNCHER_STOP_FILE")) if p]
-
-    def install(self) -> None:
-        for sig in (signal.SIGUSR1, signal.SIGTERM):
-            signal.signal(sig, self._handler)
-
-    def _handler(self, signum, frame) -> None:
-        self.signalled = True
-
-    def agreed(self, accelerator) -> bool:
-        """Collective: every process learns whether any process was asked to stop."""
-        local = self.signalled or any(f.exists() for f in self.files)
-        flag = torch.tensor([1.0 if local else 0.0], device=accelerator.device)
-        return bool(accelerator.reduce(flag, reduction="sum").item() > 0)
 
 
 # ---- the run ------------------------------------------------------------------------------
@@ -285,7 +220,7 @@ def _save_samples(run: RunDir, G_plain, z_fixed, epoch: int, cfg: TrainConfig, s
 
 
 def _evaluate(run: RunDir, G_plain, epoch: int) -> None:
-    from gan_dist.quality import evaluate_generator_into_run
+    from gan_dist.metrics.quality import evaluate_generator_into_run
 
     evaluate_generator_into_run(run.path, G_plain, epoch)
 
@@ -299,7 +234,13 @@ def _maybe_inject_failure(rank: int, epoch: int) -> None:
 
 def _progress(enabled: bool):
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     console = Console(stderr=True, quiet=not enabled)
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),

@@ -17,10 +17,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from gan_dist.checkpoint import newest_checkpoint, read_state
 from gan_dist.config import TrainConfig
 from gan_dist.errors import GanError
 from gan_dist.rundir import read_metrics
+from gan_dist.training.checkpoint import newest_checkpoint, read_state
 
 # How long nodes wait for each other before giving up (GAN_RENDEZVOUS_TIMEOUT overrides).
 RENDEZVOUS_TIMEOUT_SECONDS = int(os.environ.get("GAN_RENDEZVOUS_TIMEOUT", "60"))
@@ -130,7 +130,7 @@ def plan_processes(cfg: TrainConfig, explicit: set[str]) -> ProcessPlan:
 # ---- starting them ------------------------------------------------------------------------
 def launch_training(cfg: TrainConfig, explicit: set[str] | frozenset = frozenset()) -> int:
     if under_outside_launcher():
-        from gan_dist.train import train
+        from gan_dist.training.loop import train
 
         if int(os.environ["WORLD_SIZE"]) > 1 and "name" not in explicit:
             raise GanError("under torchrun / accelerate launch every process needs the same --name: pass one")
@@ -146,7 +146,7 @@ def launch_training(cfg: TrainConfig, explicit: set[str] | frozenset = frozenset
         raise GanError(f"--batch-size {cfg.batch_size} cannot be split evenly over {plan.world_size} "
                        f"processes: use a multiple of {plan.world_size}")
     if plan.world_size == 1:
-        from gan_dist.train import train
+        from gan_dist.training.loop import train
 
         configure_threads()
         return train(cfg)
@@ -207,7 +207,7 @@ def _spawn(cfg: TrainConfig, plan: ProcessPlan) -> int:
     import sys
 
     try:
-        elastic_launch(launch, entrypoint=sys.executable)("-m", "gan_dist.worker", str(config_file))
+        elastic_launch(launch, entrypoint=sys.executable)("-m", "gan_dist.training.worker", str(config_file))
     except ChildFailedError as err:
         raise GanError(_root_cause(err)) from None
     except SignalException as err:  # Ctrl-C / SIGHUP: the agent has stopped the workers
@@ -218,7 +218,7 @@ def _spawn(cfg: TrainConfig, plan: ProcessPlan) -> int:
                        f"{cfg.master_port} ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
                        f"check that every node runs with the same --master-addr/--master-port and that node 0 "
                        f"is reachable (waited up to {RENDEZVOUS_TIMEOUT_SECONDS} s)") from None
-    from gan_dist.train import EXIT_STOPPED
+    from gan_dist.training.stopping import EXIT_STOPPED
 
     return EXIT_STOPPED if stopped_marker.exists() else 0
 

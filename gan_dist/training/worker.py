@@ -1,4 +1,4 @@
-"""One training process: `python -m gan_dist.worker CONFIG.json`, started by the launcher.
+"""One training process: `python -m gan_dist.training.worker CONFIG.json`, started by the launcher.
 
 On failure it writes its one-line error (and the traceback) to the error file torch's
 elastic agent gives it, and exits 1 silently: the launcher prints the root cause once.
@@ -27,8 +27,8 @@ def record_failure(err: BaseException) -> None:
 
 def main(argv: list[str]) -> int:
     from gan_dist.config import TrainConfig
-    from gan_dist.launch import configure_threads
-    from gan_dist.train import train
+    from gan_dist.training.launch import configure_threads
+    from gan_dist.training.loop import train
 
     cfg = TrainConfig.from_dict(json.loads(Path(argv[0]).read_text()))
     configure_threads()

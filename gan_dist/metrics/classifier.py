@@ -22,7 +22,7 @@ from torch.nn import functional as F
 
 from gan_dist.errors import GanError
 
-CLASSIFIER_FILE = Path(__file__).parent / "data" / "digit_classifier.safetensors"
+CLASSIFIER_FILE = Path(__file__).resolve().parents[1] / "data" / "digit_classifier.safetensors"
 CLASSIFIER_INFO = CLASSIFIER_FILE.with_suffix(".json")
 FEATURE_DIM = 512
 

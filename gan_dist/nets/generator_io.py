@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file, safe_open, save_file
 
 from gan_dist.errors import GanError
-from gan_dist.models import build_models
+from gan_dist.nets import build_models
 
 
 def save_generator(generator: torch.nn.Module, path: Path, *, arch: str, latent_dim: int,

@@ -1,35 +1,19 @@
-"""Datasets as uint8 tensors: the MNIST IDX files, or the sample shipped in the package.
-
-Training keeps the whole dataset on its device as uint8 (N, C, H, W) and normalises each
-batch in one op (airbench-style), so there is no per-image Python work and no DataLoader.
-"""
+"""MNIST in torchvision's layout: the IDX files (optionally gzipped) under DIR/MNIST/raw."""
 
 from __future__ import annotations
 
 import gzip
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from gan_dist.datasets.base import ImageSet
 from gan_dist.errors import GanError
 
-SAMPLE_FILE = Path(__file__).parent / "data" / "mnist_sample.npz"
 MNIST_FILES = {
     True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
-
-
-@dataclass(frozen=True)
-class ImageSet:
-    images: np.ndarray  # (N, C, H, W) uint8
-    labels: np.ndarray  # (N,) uint8
-    name: str
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        return tuple(self.images.shape[1:])  # type: ignore[return-value]
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -79,23 +63,3 @@ def _download_mnist(data_dir: Path, train: bool) -> None:
         MNIST(str(data_dir), train=train, download=True)
     except Exception:  # offline, mirror down, disk full: the caller's message says what to do
         pass
-
-
-def load_sample() -> ImageSet:
-    """The 5,000 real MNIST training digits shipped in the package (see data/ATTRIBUTION.md)."""
-    with np.load(SAMPLE_FILE) as archive:
-        return ImageSet(archive["images"], archive["labels"], "mnist-sample")
-
-
-def load_dataset(name: str, data_dir: str | Path) -> ImageSet:
-    if name == "mnist-sample":
-        return load_sample()
-    if name == "mnist":
-        return load_mnist(Path(data_dir), train=True)
-    raise GanError(f"unknown dataset {name!r}: use mnist or mnist-sample")
-
-
-def to_unit_range(batch_u8, dtype=None):
-    """uint8 images -> floats in [-1, 1], the generator's Tanh range; one batched op."""
-    x = batch_u8.to(dtype) if dtype is not None else batch_u8.float()
-    return x.mul_(1 / 127.5).sub_(1.0)

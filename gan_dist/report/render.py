@@ -24,7 +24,7 @@ from urllib.parse import unquote, urlparse
 from gan_dist.errors import GanError
 from gan_dist.rundir import read_jsonl
 
-PACKAGE_TEMPLATES = Path(__file__).parent / "report_templates"
+PACKAGE_TEMPLATES = Path(__file__).parent / "templates"
 DEFAULT_EPOCHS = (10, 20, 50, 100)
 LN2 = math.log(2)
 log = logging.getLogger(__name__)
@@ -275,7 +275,7 @@ def _math_extension():
 def math_markup(tex: str, display: bool = False):
     from markupsafe import Markup
 
-    from gan_dist.mathsvg import render_math, simple_html
+    from gan_dist.report.mathsvg import render_math, simple_html
 
     html = None if display else simple_html(tex)
     if html is not None:

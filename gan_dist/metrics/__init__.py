@@ -1,0 +1,1 @@
+"""Quality metrics of generated images and the classifier whose features they use."""

@@ -1,0 +1,1 @@
+"""Training: launching processes, the loop, the two steps, checkpoints and stopping."""
