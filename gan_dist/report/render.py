@@ -13,16 +13,16 @@ import io
 import json
 import logging
 import math
-import os
 import re
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 from urllib.parse import unquote, urlparse
 
+from gan_dist.config import OPTIONS, report_labels
+from gan_dist.epochs import parse_epoch_list
 from gan_dist.errors import GanError
-from gan_dist.rundir import read_jsonl
+from gan_dist.rundir import epoch_files, read_jsonl, write_atomic
 
 PACKAGE_TEMPLATES = Path(__file__).parent / "templates"
 DEFAULT_EPOCHS = (10, 20, 50, 100)
@@ -55,11 +55,7 @@ def load_run(run_dir: Path) -> dict[str, Any]:
         status = json.loads((run_dir / "status.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         status = {}
-    samples = {}
-    for png in (run_dir / "samples").glob("epoch_*.png"):
-        m = re.fullmatch(r"epoch_(\d+)\.png", png.name)
-        if m and png.is_file():
-            samples[int(m[1])] = png
+    samples = epoch_files(run_dir / "samples", ".png")
     return {"dir": run_dir, "config": config, "metrics": metrics, "bad_lines": bad_lines,
             "quality": quality, "status": status if isinstance(status, dict) else {},
             "samples": samples}
@@ -185,17 +181,11 @@ def make_plots(metrics: list[dict], quality: list[dict]) -> dict[str, str | None
 
 
 # --- context for the templates ---------------------------------------------------------------
-CONFIG_ROWS = [  # (label, key(s), number format)
-    ("Dataset", "dataset", ""), ("Data directory", "data_dir", ""), ("Architecture", "arch", ""),
-    ("Generator loss", "loss", ""), ("k (D steps per G step)", "k_disc", ""),
-    ("Discriminator dropout", "d_dropout", ""), ("Epochs", "epochs", ""),
-    ("Global batch", "batch_size", ""), ("Per-process batch", "per_process_batch", ""),
-    ("Steps per epoch", "steps_per_epoch", ""), ("Training images", "dataset_size", ","),
-    ("Image shape", "image_shape", ""), ("Adam learning rate", "lr", "g"),
-    ("Adam β1, β2", ("beta1", "beta2"), "g"), ("Latent dimension", "latent_dim", ""),
-    ("Seed", "seed", ""), ("Precision", "precision", ""), ("torch.compile", "compile", ""),
-    ("Sample epochs", "sample_epochs", ""), ("Evaluated epochs", "eval_epochs", ""),
-]
+# (label, key, number format): the options' own labels (declared once, in config.py), then
+# what training derived from them.
+DERIVED_ROWS = [("Per-process batch", "per_process_batch", ""), ("Steps per epoch", "steps_per_epoch", ""),
+                ("Training images", "dataset_size", ","), ("Image shape", "image_shape", "")]
+CONFIG_ROWS = [(label, key, "g" if OPTIONS[key].kind is float else "") for label, key in report_labels()] + DERIVED_ROWS
 
 
 def _rows(cfg: dict, spec: Iterable) -> list[tuple[str, str]]:
@@ -249,7 +239,8 @@ def build_context(run: dict, *, title: str | None, author: str | None, student_i
             ("Mean throughput", f"{fmt(sum(ips) / len(ips), ',.0f')} images/s" if ips else "—"),
             ("Optimiser steps", fmt(sum(r.get("steps", 0) or 0 for r in metrics) or None, ",")),
         ],
-        "arch": [(name.capitalize(), [str(x) for x in arch.get(name) or []], params.get(name))
+        "arch": [(name.capitalize(), [x.get("layer", "?") if isinstance(x, dict) else str(x)
+                                      for x in arch.get(name) or []], params.get(name))
                  for name in ("generator", "discriminator")],
         "quality": run["quality"], "ln2": LN2,
         "k": cfg.get("k_disc", 1), "loss_kind": cfg.get("loss", "nonsaturating"),
@@ -335,20 +326,6 @@ def make_url_fetcher(roots: Sequence[Path]):
     return fetcher
 
 
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a report is an ordinary file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _check_output(path: Path, suffix: str, replaceable: Path, force: bool) -> Path:
     if path.suffix.lower() != suffix:
         raise GanError(f"{path} does not end in {suffix}; name the output FILE{suffix}")
@@ -357,19 +334,6 @@ def _check_output(path: Path, suffix: str, replaceable: Path, force: bool) -> Pa
     if path.exists() and not force and path.resolve() != replaceable.resolve():
         raise GanError(f"{path} already exists; choose another name or pass --force to replace it")
     return path
-
-
-def parse_epochs(text: str | None) -> list[int] | None:
-    if not text:
-        return None
-    try:
-        epochs = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise GanError(f"--epochs {text!r} is not a comma-separated list of epochs; "
-                       "write e.g. --epochs 10,20,50,100") from None
-    if not epochs or min(epochs) < 1:
-        raise GanError(f"--epochs {text!r} must list epochs >= 1, e.g. --epochs 10,20,50,100")
-    return epochs
 
 
 def render_report(run_dir: Path, output: Path | None = None, *, html: Path | None = None,
@@ -382,7 +346,7 @@ def render_report(run_dir: Path, output: Path | None = None, *, html: Path | Non
     Only RUN_DIR/report.pdf (and report.html) are replaced without --force."""
     run_dir = Path(run_dir)
     if isinstance(epochs, str):
-        epochs = parse_epochs(epochs)
+        epochs = list(parse_epoch_list(epochs, "--epochs")) if epochs else None
     if template_dir is not None and not Path(template_dir).is_dir():
         raise GanError(f"--template-dir {template_dir} is not a directory; pass a directory of "
                        "templates (report.html, report.css)")
@@ -393,13 +357,13 @@ def render_report(run_dir: Path, output: Path | None = None, *, html: Path | Non
     text = render_html(run_dir, template_dir=template_dir, title=title, author=author,
                        student_id=student_id, course=course, epochs=epochs)
     if html is not None:
-        _atomic_write(html, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+        write_atomic(html, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
     import weasyprint
 
     roots = [PACKAGE_TEMPLATES, run_dir] + ([Path(template_dir)] if template_dir else [])
     document = weasyprint.HTML(string=text, base_url=str(run_dir.resolve()) + "/",
                                url_fetcher=make_url_fetcher(roots))
-    _atomic_write(output, lambda tmp: document.write_pdf(tmp))
+    write_atomic(output, lambda tmp: document.write_pdf(tmp))
     log.info("report: %s in %.1f s", output, time.perf_counter() - started)
     return output
