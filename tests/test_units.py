@@ -57,6 +57,8 @@ def test_algorithm_1_takes_k_discriminator_steps_per_generator_step(k):
     from accelerate import Accelerator
 
     from gan_dist.config import TrainConfig
+    from gan_dist.datasets import ImageSet
+    from gan_dist.datasets.resident import DeviceData
     from gan_dist.nets import NetSpec, build_models
     from gan_dist.training.loop import Models, Shard, run_epoch
 
@@ -69,7 +71,8 @@ def test_algorithm_1_takes_k_discriminator_steps_per_generator_step(k):
     opt_g.register_step_post_hook(lambda *a: counts.__setitem__("g", counts["g"] + 1))
     opt_d.register_step_post_hook(lambda *a: counts.__setitem__("d", counts["d"] + 1))
     G, D, opt_g, opt_d = acc.prepare(G, D, opt_g, opt_d)
-    images = torch.zeros(300, 1, 28, 28, dtype=torch.uint8)  # 6 steps of 50
+    images = DeviceData(ImageSet(np.zeros((300, 1, 28, 28), np.uint8), np.zeros(300, np.uint8), "zeros"),
+                        torch.device("cpu"))  # 6 steps of 50
     run_epoch(cfg, 1, Models(G, D, acc.unwrap_model(G), acc.unwrap_model(D), opt_g, opt_d, spec), images,
               Shard(0, 1, 50), acc)
     assert counts == {"d": 6, "g": 6 // k}

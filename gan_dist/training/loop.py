@@ -22,7 +22,8 @@ import torch
 
 from gan_dist import __version__
 from gan_dist.config import TrainConfig, check_batch_split
-from gan_dist.datasets import load_dataset, to_unit_range
+from gan_dist.datasets import load_dataset
+from gan_dist.datasets.resident import DeviceData
 from gan_dist.errors import GanError
 from gan_dist.nets import NetSpec, build_models, parameter_count
 from gan_dist.rundir import RunDir
@@ -134,15 +135,15 @@ class EpochProgress:
         return cls(torch.zeros(4, device=device))
 
 
-def run_epoch(cfg: TrainConfig, epoch: int, models: Models, images_u8: torch.Tensor, shard: Shard,
+def run_epoch(cfg: TrainConfig, epoch: int, models: Models, data: DeviceData, shard: Shard,
               accelerator, *, rng: StepRandomness | None = None, progress: EpochProgress | None = None,
               fault: FaultHook | None = None) -> EpochProgress:
     """Train the steps of `epoch` from `progress.steps_done` on; returns the progress."""
-    device = images_u8.device
+    device = accelerator.device
     rng = rng or StepRandomness(cfg.seed, device)
     progress = progress or EpochProgress.fresh(device)
-    steps = len(images_u8) // cfg.batch_size
-    order = rng.order(epoch, len(images_u8), steps, cfg.batch_size)[:, shard.rows()]  # (steps, per_process)
+    steps = len(data) // cfg.batch_size
+    order = rng.order(epoch, len(data), steps, cfg.batch_size)[:, shard.rows()]  # (steps, per_process)
     for step in range(progress.steps_done, steps):
         poison = float("nan") if fault is not None and fault(shard.rank, epoch, step) == "nan" else None
         g_turn = (step + 1) % cfg.k_disc == 0  # Algorithm 1: k D steps, then one G step
@@ -150,7 +151,7 @@ def run_epoch(cfg: TrainConfig, epoch: int, models: Models, images_u8: torch.Ten
         rng.seed_dropout(epoch, step, shard.rank)
         fake_for_d, fake_for_g = generator_forwards(models.G, models.G_plain, z[0], z[1] if g_turn else None,
                                                     accelerator)
-        real = to_unit_range(images_u8[order[step]])
+        real, _ = data.batch(order[step])
         d_loss, d_real, d_fake = d_step(models.D, models.opt_d, real, fake_for_d, accelerator, poison=poison)
         progress.sums[:3] += torch.stack([d_loss, d_real, d_fake])
         if g_turn:
@@ -208,11 +209,10 @@ def train(cfg: TrainConfig, *, should_stop: StopCheck = lambda: False, fault: Fa
     world, rank = accelerator.num_processes, accelerator.process_index
     check_batch_split(cfg.batch_size, world)
     shard = Shard(rank, world, cfg.batch_size)
-    data = load_dataset(cfg.dataset, cfg.data_dir)
-    if len(data.images) < cfg.batch_size:
-        raise GanError(f"--batch-size {cfg.batch_size} is larger than the dataset ({len(data.images)} images)")
-    device = accelerator.device
-    images_u8 = torch.from_numpy(data.images).to(device)  # (N, C, H, W) uint8, resident
+    image_set = load_dataset(cfg.dataset, cfg.data_dir)
+    if len(image_set.images) < cfg.batch_size:
+        raise GanError(f"--batch-size {cfg.batch_size} is larger than the dataset ({len(image_set.images)} images)")
+    data = DeviceData(image_set, accelerator.device)
     spec = NetSpec(arch=cfg.arch, latent_dim=cfg.latent_dim, image_shape=data.shape, d_dropout=cfg.d_dropout,
                    fast_dropout=cfg.fast_dropout)
     models = build_training_models(cfg, spec, accelerator)
@@ -227,10 +227,10 @@ def train(cfg: TrainConfig, *, should_stop: StopCheck = lambda: False, fault: Fa
         run.create()
     from gan_dist.nets.describe import describe_models
 
-    steps = len(images_u8) // cfg.batch_size
+    steps = len(data) // cfg.batch_size
     run.write_config({**cfg.to_dict(), "resume": None, "world_size": world,
                       "per_process_batch": shard.per_process_batch, "steps_per_epoch": steps,
-                      "dataset_size": len(images_u8), "image_shape": list(data.shape),
+                      "dataset_size": len(data), "image_shape": list(data.shape),
                       "parameters": {"generator": parameter_count(models.G_plain),
                                      "discriminator": parameter_count(models.D_plain)},
                       "architecture": describe_models(models.G_plain, models.D_plain),
@@ -240,7 +240,7 @@ def train(cfg: TrainConfig, *, should_stop: StopCheck = lambda: False, fault: Fa
     run.write_status("running", epoch=state.epoch, epochs=cfg.epochs)
     accelerator.wait_for_everyone()
     try:
-        code = _train_epochs(cfg, accelerator, models, images_u8, shard, run, state, should_stop, fault)
+        code = _train_epochs(cfg, accelerator, models, data, shard, run, state, should_stop, fault)
     except BaseException as err:
         run.append_event("failed", epoch=state.epoch, step=0, reason=f"{type(err).__name__}: {err}", **where)
         run.write_status("failed", epoch=state.epoch, epochs=cfg.epochs)
@@ -256,9 +256,9 @@ def train(cfg: TrainConfig, *, should_stop: StopCheck = lambda: False, fault: Fa
     return code
 
 
-def _train_epochs(cfg, accelerator, models: Models, images_u8, shard: Shard, run: RunDir, state: RunState,
+def _train_epochs(cfg, accelerator, models: Models, data: DeviceData, shard: Shard, run: RunDir, state: RunState,
                   should_stop: StopCheck, fault: FaultHook | None) -> int:
-    device = images_u8.device
+    device = accelerator.device
     rng = StepRandomness(cfg.seed, device)
     z_fixed = fixed_noise(cfg.seed, cfg.latent_dim, device)
     elapsed = state.elapsed
@@ -267,7 +267,7 @@ def _train_epochs(cfg, accelerator, models: Models, images_u8, shard: Shard, run
         task = bar.add_task("epoch", total=cfg.epochs, completed=state.epoch)
         for epoch in range(state.epoch + 1, cfg.epochs + 1):
             tic = time.perf_counter()
-            progress = run_epoch(cfg, epoch, models, images_u8, shard, accelerator, rng=rng, fault=fault)
+            progress = run_epoch(cfg, epoch, models, data, shard, accelerator, rng=rng, fault=fault)
             sums = accelerator.reduce(progress.sums, reduction="mean")  # mean over processes
             steps, g_steps = progress.steps_done, max(progress.g_steps, 1)
             # .tolist() is the epoch's one host sync: on a GPU the clock stops only after the work
