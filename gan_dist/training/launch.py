@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from gan_dist.config import RESUMABLE, TrainConfig, check_batch_split, flag
+from gan_dist.config import RESUMABLE, TUNABLE, TrainConfig, check_batch_split, flag
 from gan_dist.errors import GanError
 from gan_dist.rundir import read_metrics
 from gan_dist.training.checkpoint import is_checkpoint, newest_checkpoint, read_state
@@ -102,11 +102,13 @@ def _newest_run(out: Path) -> Path:
 def _resumed_config(cfg: TrainConfig, explicit: set[str], checkpoint: Path, run_dir: Path) -> TrainConfig:
     state = read_state(checkpoint)
     stored = TrainConfig.from_dict(state["config"])
-    for key in sorted(explicit - RESUMABLE):
+    changeable = RESUMABLE | (TUNABLE if cfg.allow_changes else frozenset())
+    for key in sorted(explicit - changeable):
         if getattr(cfg, key) != getattr(stored, key):
+            how = " (or pass --allow-changes)" if key in TUNABLE else ""
             raise GanError(f"{flag(key)} is {getattr(stored, key)!r} in the run being resumed: "
-                           "a resumed run keeps its settings; drop the option or start a new run")
-    changes = {k: getattr(cfg, k) for k in explicit & RESUMABLE if k not in ("out", "name", "resume")}
+                           f"a resumed run keeps its settings; drop the option{how} or start a new run")
+    changes = {k: getattr(cfg, k) for k in explicit & changeable if k not in ("out", "name", "resume")}
     merged = stored.replace(**changes, out=str(run_dir.parent), name=run_dir.name, resume=str(checkpoint))
     if int(state["epoch"]) >= merged.epochs:
         raise GanError(f"{run_dir} already trained {state['epoch']} of {merged.epochs} epochs: "
@@ -138,6 +140,7 @@ def launch_training(cfg: TrainConfig, explicit: set[str] | frozenset = frozenset
     run to checkpoint and stop (slurm/train.sh's GAN_STOP_FILE); SIGUSR1/SIGTERM do the same.
     Returns 0 when finished, EXIT_STOPPED when stopped with a checkpoint."""
     stop_files = [str(f) for f in stop_files]
+    check_tracker(cfg.log_with)
     if under_outside_launcher():
         if int(os.environ["WORLD_SIZE"]) > 1 and "name" not in explicit:
             raise GanError("under torchrun / accelerate launch every process needs the same --name: pass one")
@@ -151,6 +154,20 @@ def launch_training(cfg: TrainConfig, explicit: set[str] | frozenset = frozenset
     if plan.world_size == 1:
         return _train_here(cfg, stop_files, fault)
     return _spawn(cfg, plan, stop_files, fault)
+
+
+def check_tracker(name: str | None) -> None:
+    """--log-with: one of Accelerate's trackers, installed; else one line saying what to do."""
+    if name is None:
+        return
+    from accelerate.tracking import LOGGER_TYPE_TO_CLASS, get_available_trackers
+
+    from gan_dist.config import check_choice
+
+    check_choice("tracker", name, tuple(LOGGER_TYPE_TO_CLASS))
+    if name not in [str(t) for t in get_available_trackers()]:
+        extra = "pip install 'gan_dist[tensorboard]'" if name == "tensorboard" else f"pip install {name}"
+        raise GanError(f"--log-with {name}: the {name} package is not installed: {extra}")
 
 
 def _train_here(cfg: TrainConfig, stop_files: list[str], fault: Fault | None) -> int:
