@@ -34,6 +34,8 @@ from pathlib import Path
 
 import pytest
 
+from gan_dist.training.checkpoint import newest_checkpoint
+
 pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.multiproc]
 
 REPO = Path(__file__).resolve().parents[1]
@@ -170,12 +172,21 @@ def read_metrics(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in lines if line.endswith("\n") and line.strip()]
 
 
-def wait_checkpoint(run_dir: Path, epoch: int, timeout: float = 60) -> None:
-    """A kill after the row of an epoch but before its checkpoint would lose that epoch."""
+def wait_checkpoint(run_dir: Path, timeout: float = 60) -> None:
+    """A kill after an epoch's metrics row but before any checkpoint would leave nothing to
+    resume from."""
     deadline = time.monotonic() + timeout
-    while not (run_dir / "checkpoints" / f"epoch_{epoch:04d}" / "trainer_state.json").exists():
-        assert time.monotonic() < deadline, f"no checkpoint of epoch {epoch} in {run_dir}"
+    while newest_checkpoint(run_dir / "checkpoints") is None:
+        assert time.monotonic() < deadline, f"no complete checkpoint in {run_dir}"
         time.sleep(0.2)
+
+
+def saved_by_both_ranks(run_dir: Path) -> bool:
+    """The newest complete checkpoint holds both processes' states (Accelerate's save_state)."""
+    newest = newest_checkpoint(run_dir / "checkpoints")
+    names = {p.name for p in newest.iterdir()} if newest else set()
+    return {"model.safetensors", "model_1.safetensors", "random_states_0.pkl",
+            "random_states_1.pkl"} <= names
 
 
 def max_weight_diff(a: Path, b: Path) -> float:
@@ -265,6 +276,7 @@ def queued_pair(slurm):
     requeued = slurm.wait(b, {"PENDING"} | ENDED, timeout=120, poll=0.2)
     t["usr1_requeued"] = time.monotonic() - t_signal
     epochs_before = [m["epoch"] for m in read_metrics(run_b)]
+    stopped_checkpoint_of_both = saved_by_both_ranks(run_b)
     # Slurm delays a requeued job's start (BeginTime) so that slurmd forgets the revoked
     # credential of the first run; a start within ~1 s fails with "Job credential revoked",
     # 3 s is enough here. `StartTime` is scontrol's name for the begin time in 22.05.
@@ -282,6 +294,7 @@ def queued_pair(slurm):
           f"{t['usr1_resumed']:.1f} s; stopped after epochs {epochs_before}")
     return {"a": a, "b": b, "report": report, "a_info": a_info, "b_info": b_info,
             "b_while_a_runs": b_while_a_runs, "requeued": requeued, "epochs_before": epochs_before,
+            "stopped_checkpoint_of_both": stopped_checkpoint_of_both,
             "report_info": report_info, "times": t}
 
 
@@ -299,10 +312,7 @@ def test_two_node_job_trains_one_run(slurm, queued_pair):
     # n1 is no host name: the address is n1's NodeAddr; the port is the job's own.
     assert (config["master_addr"], config["master_port"]) == ("127.0.0.1", 10000 + a % 20000)
     assert log.count(f"rendezvous at 127.0.0.1:{10000 + a % 20000} (head node n1)") == 1, log
-    # Both ranks saved into one checkpoint; rank 0 alone wrote its trainer state.
-    newest = run_dir / "checkpoints" / f"epoch_{EPOCHS:04d}"
-    assert {"model.safetensors", "model_1.safetensors", "trainer_state.json"} <= \
-        {p.name for p in newest.iterdir()}
+    assert saved_by_both_ranks(run_dir)
     assert "training finished" in log and "error" not in log.lower(), log
 
 
@@ -321,6 +331,7 @@ def test_usr1_on_two_nodes_requeues_and_resumes_exactly(slurm, queued_pair):
     assert 1 <= len(queued_pair["epochs_before"]) < EPOCHS
     first_life = log.split(f"job {b} restart 1")[0]
     assert both_nodes_exited(first_life, 75), log
+    assert queued_pair["stopped_checkpoint_of_both"]
     assert "SIGUSR1" in first_life and "requeueing" in first_life
     assert f"job {b} restart 1 (max 3) on n[1-2]" in log and "training finished" in log
     run_b = slurm.run_dir(b)
@@ -349,7 +360,7 @@ def side_by_side(slurm, queued_pair):
     slurm.wait_epochs(c, slurm.run_dir(c), 1, timeout=240)
     slurm.wait_epochs(d, slurm.run_dir(d), 1, timeout=240)
     states = (slurm.state(c), slurm.state(d))  # both trained an epoch, both still running
-    wait_checkpoint(slurm.run_dir(d), 1)
+    wait_checkpoint(slurm.run_dir(d))
     slurm.run("scancel", str(c))  # SIGTERM to the script and every process of C
 
     victim = worker_pid(d, "n2")
@@ -383,9 +394,7 @@ def test_scancel_checkpoints_both_nodes_and_does_not_requeue(slurm, side_by_side
     run_dir = slurm.run_dir(c)
     epochs = [m["epoch"] for m in read_metrics(run_dir)]
     assert epochs == list(range(1, len(epochs) + 1)) and len(epochs) < EPOCHS
-    newest = run_dir / "checkpoints" / f"epoch_{epochs[-1]:04d}"
-    assert {"model.safetensors", "model_1.safetensors", "trainer_state.json"} <= \
-        {p.name for p in newest.iterdir()}
+    assert saved_by_both_ranks(run_dir), "no checkpoint of both nodes after SIGTERM"
     assert slurm.state(c) == "CANCELLED"  # and it stays that way: no requeue
 
 
