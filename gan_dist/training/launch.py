@@ -189,6 +189,9 @@ def _check_port(cfg: TrainConfig) -> None:
     if cfg.node_rank != 0:
         return
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As the store binds: SO_REUSEADDR lets a requeued job (same id, same port) take the
+        # port over its earlier life's TIME_WAIT connections; a live listener still blocks it.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("", cfg.master_port))
         except OSError:
@@ -268,7 +271,10 @@ def _spawn(cfg: TrainConfig, plan: ProcessPlan, stop_files: list[str], fault: Fa
             elastic_launch(launch, entrypoint=sys.executable)("-m", "gan_dist.training.worker", str(launch_file))
         return EXIT_STOPPED if result_file.exists() else 0
     except ChildFailedError as err:
-        raise GanError(_root_cause(err)) from None
+        from gan_dist.training.failures import root_cause
+
+        where = f" on node {_node_name()}" if plan.nodes > 1 else ""
+        raise GanError(root_cause(err.failures, where)) from None
     except SignalException as err:  # Ctrl-C / SIGHUP: the agent has stopped the workers
         import signal
 
@@ -287,14 +293,7 @@ def _fault_text(fault: Fault | None) -> str | None:
     return None if fault is None else f"{fault.rank}:{fault.epoch}:{fault.step}:{fault.kind}"
 
 
-def _root_cause(err) -> str:
-    """The earliest failure among the processes: the root cause, not its echoes."""
-    failures = []
-    for rank, failure in err.failures.items():
-        data = failure.error_file_data if isinstance(failure.error_file_data, dict) else {}
-        failures.append((data.get("gan_time", float("inf")), rank, failure, data))
-    failures.sort(key=lambda item: (item[0], item[1]))
-    _, rank, failure, data = failures[0]
-    if data.get("message"):
-        return f"process {rank} failed: {data['message']}"
-    return f"process {rank} failed with exit code {failure.exitcode} ({failure.message})"
+def _node_name() -> str:
+    """Slurm's name for this node when there is one (on the local test cluster every node has
+    the same host name), else the host name."""
+    return os.environ.get("SLURMD_NODENAME") or socket.gethostname()

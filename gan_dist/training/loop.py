@@ -198,13 +198,20 @@ def run_epoch(cfg: TrainConfig, epoch: int, models: Models, data: DeviceData, sh
 
 # ---- the run ------------------------------------------------------------------------------
 def make_accelerator(cfg: TrainConfig):
+    from datetime import timedelta
+
     from accelerate import Accelerator
+    from accelerate.utils import InitProcessGroupKwargs
+
+    from gan_dist.training.failures import collective_timeout_seconds
 
     use_cpu = cfg.cpu or not torch.cuda.is_available()
     if cfg.precision == "fp16" and use_cpu:
         raise GanError("--precision fp16 needs a GPU: use --precision bf16 on the CPU")
-    return Accelerator(cpu=use_cpu, mixed_precision=cfg.precision, log_with=cfg.log_with,
-                       project_dir=str(cfg.run_dir))
+    # A peer that is gone without closing its sockets fails the run after this, not 30 min.
+    timeout = InitProcessGroupKwargs(timeout=timedelta(seconds=collective_timeout_seconds()))
+    return Accelerator(cpu=use_cpu, mixed_precision=cfg.precision, kwargs_handlers=[timeout],
+                       log_with=cfg.log_with, project_dir=str(cfg.run_dir))
 
 
 def environment(accelerator) -> dict:
