@@ -28,10 +28,11 @@
 # Run directory: $GAN_OUT/$GAN_NAME, default runs/slurm-<job id>, always with --resume auto,
 # so a requeued job (same job id) continues its own run.
 #
-# Preemption and time limits: Slurm sends SIGUSR1 to this script 300 s before the time limit
-# (--signal=B:USR1@300; preemption tools and `scancel --batch --signal=USR1 JOBID` do the
-# same). The script writes "requeue" to $GAN_STOP_FILE; at the end of the epoch in progress
-# every process of every node (they agree by an all-reduce) saves a complete checkpoint and
+# Preemption and time limits: Slurm sends SIGUSR1 to this script 60 s before the time limit
+# (--signal=B:USR1@60; preemption tools and `scancel --batch --signal=USR1 JOBID` do the
+# same). The script writes "requeue" to $GAN_STOP_FILE; within one training step (ten on a
+# GPU) every process of every node (they agree by an all-reduce) saves a complete checkpoint,
+# mid-epoch if need be, and
 # `gan train` exits with 75 on each node; the script then calls `scontrol requeue`, and the
 # restarted job resumes from that checkpoint. SIGTERM
 # (`scancel JOBID`) writes "cancel": checkpoint and stop, no requeue. At most
@@ -49,7 +50,7 @@
 #SBATCH --time=04:00:00
 #SBATCH --output=%x-%j.out
 #SBATCH --open-mode=append
-#SBATCH --signal=B:USR1@300
+#SBATCH --signal=B:USR1@60
 #SBATCH --requeue
 set -uo pipefail
 

@@ -25,7 +25,6 @@ from typing import Iterable
 
 from gan_dist.config import RESUMABLE, TUNABLE, TrainConfig, check_batch_split, flag
 from gan_dist.errors import GanError
-from gan_dist.rundir import read_metrics
 from gan_dist.training.checkpoint import is_checkpoint, newest_checkpoint, read_state
 from gan_dist.training.faults import Fault
 from gan_dist.training.stopping import EXIT_STOPPED, ForwardStopSignals, StopRequest
@@ -49,13 +48,24 @@ def under_outside_launcher() -> bool:
     return "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on: its affinity mask (Slurm's and cgroups' cpusets show up
+    there), capped by Slurm's --cpus-per-task allocation when there is one."""
+    try:
+        count = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        count = os.cpu_count() or 1
+    allocated = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    return min(count, int(allocated)) if allocated.isdigit() and int(allocated) > 0 else count
+
+
 def configure_threads() -> None:
     """Share the CPU cores between the processes of this machine unless told otherwise."""
     import torch
 
     if "OMP_NUM_THREADS" not in os.environ:
         local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local))
+        torch.set_num_threads(max(1, usable_cpus() // local))
     torch.set_flush_denormal(True)  # denormals in late GAN training slow CPU matmuls many-fold
 
 
@@ -74,10 +84,9 @@ def plan_run(cfg: TrainConfig, explicit: set[str]) -> TrainConfig:
             run_dir = _newest_run(Path(cfg.out))
         checkpoint = newest_checkpoint(run_dir / "checkpoints")
         if checkpoint is None:
-            if read_metrics(run_dir):
-                raise GanError(f"{run_dir} has trained epochs but no complete checkpoint: "
-                               "start a new run with another --name")
-            return cfg.replace(resume=None)  # nothing to resume yet: start (Slurm's first life)
+            # Nothing to resume yet (Slurm's first life, or one killed before its first
+            # checkpoint): start from the beginning; training rewrites metrics.jsonl.
+            return cfg.replace(resume=None)
     else:
         path = Path(cfg.resume)
         if is_checkpoint(path):
@@ -262,7 +271,7 @@ def _spawn(cfg: TrainConfig, plan: ProcessPlan, stop_files: list[str], fault: Fa
         max_restarts=0, monitor_interval=0.2, start_method="spawn",
         signals_to_handle="SIGINT,SIGHUP,SIGQUIT",
     )
-    worker_env = {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // plan.per_node))}  # share the cores
+    worker_env = {"OMP_NUM_THREADS": str(max(1, usable_cpus() // plan.per_node))}  # share the cores
     if cfg.master_addr in ("127.0.0.1", "localhost"):
         worker_env["GLOO_SOCKET_IFNAME"] = "lo"
     try:

@@ -279,9 +279,9 @@ def train(cfg: TrainConfig, *, should_stop: StopCheck = lambda: False, fault: Fa
         saved = load_checkpoint(accelerator, Path(cfg.resume))
         state = RunState(int(saved["epoch"]), list(saved["history"]), saved.get("partial"))
         _apply_optimiser_settings(cfg, models)  # --allow-changes may have changed them
-        run.rewrite_metrics(state.history)  # every epoch once; drops rows past the checkpoint
     else:
         run.create()
+    run.rewrite_metrics(state.history)  # every epoch once: drops rows past the checkpoint
     from gan_dist.nets.describe import describe_models
 
     steps = len(data) // cfg.batch_size
