@@ -10,3 +10,15 @@ def private_cache(tmp_path_factory):
     mp.setenv("GAN_DIST_CACHE", str(tmp_path_factory.mktemp("cache")))
     yield
     mp.undo()
+
+
+def pytest_collection_modifyitems(config, items):
+    """`gpu` tests need CUDA: without it they are skipped, with the reason shown."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (run scripts/gpu_check.sh on a GPU machine)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

@@ -27,6 +27,7 @@ from gan_dist.datasets.resident import DeviceData
 from gan_dist.errors import GanError
 from gan_dist.nets import NetSpec, build_models, parameter_count
 from gan_dist.rundir import RunDir
+from gan_dist.training.backends import configure_backends
 from gan_dist.training.checkpoint import load_checkpoint, newest_checkpoint, save_checkpoint
 from gan_dist.training.steps import d_step, g_step, generator_forwards
 from gan_dist.training.stopping import EXIT_STOPPED
@@ -210,6 +211,7 @@ def make_accelerator(cfg: TrainConfig):
         raise GanError("--precision fp16 needs a GPU: use --precision bf16 on the CPU")
     # A peer that is gone without closing its sockets fails the run after this, not 30 min.
     timeout = InitProcessGroupKwargs(timeout=timedelta(seconds=collective_timeout_seconds()))
+    configure_backends()
     return Accelerator(cpu=use_cpu, mixed_precision=cfg.precision, kwargs_handlers=[timeout],
                        log_with=cfg.log_with, project_dir=str(cfg.run_dir))
 
