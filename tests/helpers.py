@@ -34,3 +34,19 @@ def generator_tensors(path: Path) -> dict:
 def max_abs_diff(a: dict, b: dict) -> float:
     assert a.keys() == b.keys()
     return max((a[k] - b[k]).abs().max().item() for k in a)
+
+
+def kill_9_once(args: list, pattern: str, folder: Path, timeout: float = 300) -> None:
+    """Start `gan ARGS...`, wait until a file matching `pattern` exists under `folder`, then
+    SIGKILL it, as a node failure or the OOM killer would."""
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "gan_dist", *map(str, args)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + timeout
+    while not any(Path(folder).glob(pattern)):
+        assert proc.poll() is None and time.time() < deadline, proc.stderr.read()
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()

@@ -8,14 +8,9 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
-from helpers import gan, generator_tensors, max_abs_diff, metrics
+from helpers import gan, generator_tensors, kill_9_once, max_abs_diff, metrics
 
 from gan_dist.config import OPTIONS
 from gan_dist.nets import ARCHS
@@ -62,16 +57,8 @@ def test_compile_on_the_gpu(tmp_path):
 def test_kill_9_mid_epoch_and_resume_on_the_gpu(tmp_path):
     common = [*GPU, "--epochs", "3", "--seed", "3", "--out", str(tmp_path)]
     gan("train", *common, "--name", "whole")
-    cmd = [sys.executable, "-m", "gan_dist", "train", *common, "--name", "k", "--checkpoint-minutes", "0.0001",
-           "--keep-checkpoints", "3"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    checkpoints = tmp_path / "k" / "checkpoints"
-    deadline = time.time() + 300
-    while not any(checkpoints.glob("epoch_0002_step_*/trainer_state.json")):
-        assert proc.poll() is None and time.time() < deadline, proc.stderr.read()
-        time.sleep(0.01)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_9_once(["train", *common, "--name", "k", "--checkpoint-minutes", "0.0001", "--keep-checkpoints", "3"],
+                "epoch_0002_step_*/trainer_state.json", tmp_path / "k" / "checkpoints")
     gan("train", *common, "--name", "k", "--resume", "auto")
     diff = max_abs_diff(generator_tensors(tmp_path / "whole" / "generator.safetensors"),
                         generator_tensors(tmp_path / "k" / "generator.safetensors"))

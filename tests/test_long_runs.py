@@ -5,7 +5,6 @@ divergence guard. Every resume is compared with an uninterrupted run, bit for bi
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -13,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import FAST, gan, generator_tensors, max_abs_diff, metrics
+from helpers import FAST, gan, generator_tensors, kill_9_once, max_abs_diff, metrics
 
 pytestmark = pytest.mark.slow
 BASE = [*FAST, "--epochs", "3", "--seed", "7"]  # 10 steps of 500 per epoch, dropout 0.3 on
@@ -83,16 +82,9 @@ def test_stop_mid_epoch_checkpoints_there_and_resumes_exactly_with_tensorboard_c
 
 def test_kill_9_after_a_mid_epoch_checkpoint_resumes_exactly(tmp_path, whole):
     # a tiny --checkpoint-minutes checkpoints at nearly every step (each sync point)
-    args = [sys.executable, "-m", "gan_dist", "train", *map(str, BASE), "--checkpoint-minutes", "0.0001",
-            "--keep-checkpoints", "3", "--out", str(tmp_path), "--name", "k"]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     checkpoints = tmp_path / "k" / "checkpoints"
-    deadline = time.time() + 300
-    while not any(checkpoints.glob("epoch_0002_step_00000[5-9]/trainer_state.json")):
-        assert proc.poll() is None and time.time() < deadline, proc.stderr.read()
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_9_once(["train", *BASE, "--checkpoint-minutes", "0.0001", "--keep-checkpoints", "3", "--out", tmp_path,
+                 "--name", "k"], "epoch_0002_step_00000[5-9]/trainer_state.json", checkpoints)
     names = sorted(p.name for p in checkpoints.iterdir() if not p.name.startswith("."))
     assert any("_step_" in n for n in names), names
     assert len(names) <= 3  # --keep-checkpoints bounds the disk
