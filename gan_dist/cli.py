@@ -8,12 +8,15 @@ in the module that owns the work. Heavy imports (torch) happen inside the comman
 from __future__ import annotations
 
 import contextlib
+import inspect
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from gan_dist.config import OPTIONS, flag
+from gan_dist.epochs import parse_epoch_list
 from gan_dist.errors import GanError
 
 app = typer.Typer(
@@ -45,47 +48,29 @@ def fail(message: str, code: int = 2) -> None:
 
 
 # --- train -------------------------------------------------------------------------------
-@app.command()
-def train(
-    ctx: typer.Context,
-    config: Annotated[Optional[Path], typer.Option(help="TOML file of these options; flags win.")] = None,
-    dataset: Annotated[Optional[str], typer.Option(help="mnist | mnist-sample")] = None,
-    data_dir: Annotated[Optional[Path], typer.Option(help="Where datasets live / download to.")] = None,
-    arch: Annotated[Optional[str], typer.Option(help="Network architecture: mlp.")] = None,
-    loss: Annotated[Optional[str], typer.Option(help="nonsaturating | minimax")] = None,
-    k_disc: Annotated[Optional[int], typer.Option(help="Discriminator steps per generator step.")] = None,
-    d_dropout: Annotated[Optional[float], typer.Option(help="Discriminator dropout.")] = None,
-    epochs: Annotated[Optional[int], typer.Option(help="Epochs to train.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="GLOBAL batch, split over processes.")] = None,
-    lr: Annotated[Optional[float], typer.Option(help="Adam learning rate.")] = None,
-    beta1: Annotated[Optional[float], typer.Option(help="Adam beta1.")] = None,
-    beta2: Annotated[Optional[float], typer.Option(help="Adam beta2.")] = None,
-    latent_dim: Annotated[Optional[int], typer.Option(help="Size of the noise vector z.")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed of data order, noise and weights.")] = None,
-    gpus: Annotated[Optional[int], typer.Option(help="Processes on this machine, one per GPU.")] = None,
-    cpu: Annotated[Optional[bool], typer.Option("--cpu", help="Train on the CPU.")] = None,
-    processes: Annotated[Optional[int], typer.Option(help="CPU processes per node (gloo).")] = None,
-    nodes: Annotated[Optional[int], typer.Option(help="Number of machines.")] = None,
-    node_rank: Annotated[Optional[int], typer.Option(help="This machine's rank, 0..nodes-1.")] = None,
-    master_addr: Annotated[Optional[str], typer.Option(help="Rendezvous host (node 0).")] = None,
-    master_port: Annotated[Optional[int], typer.Option(help="Rendezvous port.")] = None,
-    precision: Annotated[Optional[str], typer.Option(help="no | bf16 | fp16")] = None,
-    compile: Annotated[Optional[bool], typer.Option("--compile", help="torch.compile G and D.")] = None,
-    sample_epochs: Annotated[Optional[str], typer.Option(help="Epochs whose sample grid is saved.")] = None,
-    eval_epochs: Annotated[Optional[str], typer.Option(help="Epochs evaluated (quality.jsonl).")] = None,
-    keep_checkpoints: Annotated[Optional[int], typer.Option(help="Newest checkpoints kept.")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Parent directory of runs.")] = None,
-    name: Annotated[Optional[str], typer.Option(help="Run name (directory under --out).")] = None,
-    resume: Annotated[Optional[str], typer.Option(help="auto | PATH of a run or checkpoint.")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved config; train nothing.")] = False,
-) -> None:
+def _option_parameter(spec) -> inspect.Parameter:
+    """One `gan train --option`, derived from its declaration in config.py."""
+    import typer
+
+    help_text = spec.help
+    if spec.kind is bool:  # a flag: --cpu, not --cpu/--no-cpu
+        annotation, info = Optional[bool], typer.Option(flag(spec.name), help=help_text)
+    else:
+        base = {int: int, float: float}.get(spec.kind, str)  # epoch lists arrive as "10,20"
+        annotation, info = Optional[base], typer.Option(help=help_text)
+    return inspect.Parameter(spec.name, inspect.Parameter.KEYWORD_ONLY, default=None,
+                             annotation=Annotated[annotation, info])
+
+
+def train(ctx: typer.Context, **params) -> None:
     """Train the GAN; the run directory is OUT/NAME."""
     import os
 
     os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "FATAL")  # c10d's C++ logs would break one-line errors
     from gan_dist.config import resolve_config
 
-    given = {k: v for k, v in ctx.params.items() if v is not None and k not in ("config", "dry_run")}
+    config, dry_run, fault = params.pop("config"), params.pop("dry_run"), params.pop("fault")
+    given = {k: v for k, v in params.items() if v is not None}
     with user_errors():
         cfg = resolve_config(config_file=config, overrides=given)
         if dry_run:
@@ -93,15 +78,33 @@ def train(
 
             typer.echo(json.dumps(cfg.to_dict(), indent=2))
             return
+        from gan_dist.training.faults import Fault
         from gan_dist.training.launch import launch_training
 
+        # GAN_STOP_FILE is slurm/train.sh's documented interface: its appearance stops the run.
+        stop_files = [os.environ["GAN_STOP_FILE"]] if os.environ.get("GAN_STOP_FILE") else []
         try:
-            code = launch_training(cfg, explicit=set(given) | _toml_keys(config))
+            code = launch_training(cfg, explicit=set(given) | _toml_keys(config), stop_files=stop_files,
+                                   fault=Fault.parse(fault) if fault else None)
         except KeyboardInterrupt:
             fail(f"interrupted: the newest complete checkpoint is kept; continue with --resume auto "
                  f"--name {cfg.name}", 130)
     if code:
         raise typer.Exit(code)
+
+
+train.__signature__ = inspect.Signature([
+    inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context),
+    inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None,
+                      annotation=Annotated[Optional[Path], typer.Option(help="TOML file of these options; flags win.")]),
+    *(_option_parameter(spec) for spec in OPTIONS.values()),
+    inspect.Parameter("dry_run", inspect.Parameter.KEYWORD_ONLY, default=False,
+                      annotation=Annotated[bool, typer.Option("--dry-run", help="Print the resolved config; train nothing.")]),
+    inspect.Parameter("fault", inspect.Parameter.KEYWORD_ONLY, default=None,
+                      annotation=Annotated[Optional[str], typer.Option(hidden=True, help="Tests: RANK:EPOCH[:STEP[:KIND]].")]),
+])
+train.__annotations__ = {p.name: p.annotation for p in train.__signature__.parameters.values()}
+app.command()(train)
 
 
 def _toml_keys(config: Optional[Path]) -> set[str]:
@@ -153,18 +156,6 @@ def compare(
 
 
 # --- sample / eval / runs (gan_dist.sampling, gan_dist.metrics.quality, gan_dist.report.runs_table) --------
-def _parse_epochs(text: Optional[str]) -> Optional[list[int]]:
-    if not text:
-        return None
-    try:
-        epochs = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        fail(f"--epochs {text!r} is not a list of epochs: write e.g. 10,50,100")
-    if any(e < 0 for e in epochs):
-        fail(f"--epochs {text!r} has a negative epoch: write e.g. 10,50,100")
-    return epochs
-
-
 @app.command()
 def sample(
     run_dir: Annotated[Path, typer.Argument(help="Run directory.")],
@@ -190,8 +181,8 @@ def eval_(
     seed: Annotated[int, typer.Option(help="Seed of the noise (and of the real subset).")] = 0,
 ) -> None:
     """Quality metrics (FD, KID, modes, precision/recall) -> RUN_DIR/quality.jsonl."""
-    wanted = _parse_epochs(epochs)
     with user_errors():
+        wanted = list(parse_epoch_list(epochs, "--epochs")) if epochs else None
         from gan_dist.metrics.quality import evaluate_run, format_row
 
         evaluate_run(run_dir, wanted, samples=samples, seed=seed, log=lambda row: typer.echo(format_row(row)))

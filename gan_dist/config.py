@@ -1,5 +1,10 @@
 """The training configuration: one frozen dataclass, validated once, saved with every run.
 
+Each option is declared ONCE, as a field with its help text, its report label and whether a
+resumed run may change it (`option(...)` below). The `gan train` options (cli.py), the resume
+rules (training/launch.py), the TOML keys and the report's configuration table are all derived
+from these declarations. Value types come from the resolved annotations, not their text.
+
 Sources, lowest priority first: defaults, a TOML file (`--config`), command-line flags.
 Everything that reaches training has passed `TrainConfig.validate()`.
 """
@@ -8,70 +13,95 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import json
 import re
 import time
-from dataclasses import dataclass, fields
+import types
+import typing
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import tomllib
 
+from gan_dist.datasets import DATASETS, is_known_dataset
+from gan_dist.epochs import parse_epoch_list
 from gan_dist.errors import GanError
+from gan_dist.nets import ARCHS
 
-DATASETS = ("mnist", "mnist-sample")
-ARCHS = ("mlp",)
 LOSSES = ("nonsaturating", "minimax")
 PRECISIONS = ("no", "bf16", "fp16")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
+def option(default: Any, help: str, *, label: str | None = None, resumable: bool = False,
+           toml: bool = True, choices: typing.Sequence[str] = ()) -> Any:
+    """Declare one option.
+
+    help: the `--help` text. label: its row in the report's configuration table (None: not
+    shown). resumable: a resumed run may change it (topology, length, what is written);
+    everything that shapes the optimisation stays as the run began. toml: allowed in --config.
+    choices: the names it accepts (validated, listed in --help, suggested on a typo).
+    """
+    return field(default=default, metadata={"help": help, "label": label, "resumable": resumable,
+                                            "toml": toml, "choices": tuple(choices)})
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     # what is learned
-    dataset: str = "mnist"
-    data_dir: str = "data"
-    arch: str = "mlp"
-    loss: str = "nonsaturating"
-    k_disc: int = 1
-    d_dropout: float = 0.3
+    dataset: str = option("mnist", "Dataset: " + " | ".join(DATASETS) + ".", label="Dataset",
+                          choices=tuple(DATASETS))
+    data_dir: str = option("data", "Where datasets live / download to.", label="Data directory",
+                           resumable=True)
+    arch: str = option("mlp", "Network architecture: " + " | ".join(tuple(ARCHS)) + ".",
+                       label="Architecture", choices=tuple(ARCHS))
+    loss: str = option("nonsaturating", "Generator loss: nonsaturating | minimax.",
+                       label="Generator loss", choices=LOSSES)
+    k_disc: int = option(1, "Discriminator steps per generator step (Algorithm 1's k).",
+                         label="k (D steps per G step)")
+    d_dropout: float = option(0.3, "Discriminator dropout.", label="Discriminator dropout")
+    fast_dropout: bool = option(False, "Draw D's dropout masks on the CPU from 15-bit integer lanes: "
+                                "about 9% faster steps, p rounded to 1/32768 (0.3 -> 0.300003).",
+                                label="Fast dropout (15-bit lanes)")
     # how
-    epochs: int = 100
-    batch_size: int = 100  # GLOBAL batch, split evenly over processes
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    latent_dim: int = 100
-    seed: int = 0
-    precision: str = "no"
-    compile: bool = False
+    epochs: int = option(100, "Epochs to train.", label="Epochs", resumable=True)
+    batch_size: int = option(100, "GLOBAL batch, split evenly over processes.", label="Global batch")
+    lr: float = option(2e-4, "Adam learning rate.", label="Adam learning rate")
+    beta1: float = option(0.5, "Adam beta1.", label="Adam β1")
+    beta2: float = option(0.999, "Adam beta2.", label="Adam β2")
+    latent_dim: int = option(100, "Size of the noise vector z.", label="Latent dimension")
+    seed: int = option(0, "Seed of weights, data order, noise and dropout.", label="Seed")
+    precision: str = option("no", "Mixed precision: no | bf16 | fp16.", label="Precision",
+                            choices=PRECISIONS)
+    compile: bool = option(False, "torch.compile G and D.", label="torch.compile", resumable=True)
     # where
-    gpus: int | None = None  # None: every visible GPU, else CPU
-    cpu: bool = False
-    processes: int = 1  # CPU processes per node
-    nodes: int = 1
-    node_rank: int = 0
-    master_addr: str = "127.0.0.1"
-    master_port: int = 29517
+    gpus: int | None = option(None, "Processes on this machine, one per GPU (default: all visible, else CPU).",
+                              resumable=True)
+    cpu: bool = option(False, "Train on the CPU.", resumable=True)
+    processes: int = option(1, "CPU processes per node (gloo).", resumable=True)
+    nodes: int = option(1, "Number of machines.", resumable=True)
+    node_rank: int = option(0, "This machine's rank, 0..nodes-1.", resumable=True)
+    master_addr: str = option("127.0.0.1", "Rendezvous host (node 0).", resumable=True)
+    master_port: int = option(29517, "Rendezvous port.", resumable=True)
     # what is written
-    sample_epochs: tuple[int, ...] = (10, 20, 50, 100)
-    eval_epochs: tuple[int, ...] = ()
-    keep_checkpoints: int = 2
-    out: str = "runs"
-    name: str = ""
-    resume: str | None = None  # "auto" or a path
+    sample_epochs: tuple[int, ...] = option((10, 20, 50, 100), "Epochs whose sample grid is saved (the last always is).",
+                                            label="Sample epochs", resumable=True)
+    eval_epochs: tuple[int, ...] = option((), "Epochs evaluated during training (quality.jsonl).",
+                                          label="Evaluated epochs", resumable=True)
+    keep_checkpoints: int = option(2, "Newest checkpoints kept.", resumable=True)
+    out: str = option("runs", "Parent directory of runs.", resumable=True)
+    name: str = option("", "Run name (directory under --out).", resumable=True)
+    resume: str | None = option(None, "auto | PATH of a run or checkpoint.", resumable=True, toml=False)
 
     # ---- conversions ---------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
-        data["sample_epochs"] = list(self.sample_epochs)
-        data["eval_epochs"] = list(self.eval_epochs)
-        return data
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**_coerce_all({k: v for k, v in data.items() if k in known}, "config.json"))
+        """From config.json or a checkpoint: keys of other versions are ignored."""
+        return cls(**coerce_values({k: v for k, v in data.items() if k in OPTIONS}, "config.json"))
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
@@ -90,12 +120,13 @@ class TrainConfig:
             if not ok:
                 raise GanError(message)
 
-        need(self.dataset in DATASETS, f"unknown dataset {self.dataset!r}: use one of {', '.join(DATASETS)}")
-        need(self.arch in ARCHS, f"unknown arch {self.arch!r}: use one of {', '.join(ARCHS)}")
-        need(self.loss in LOSSES, f"unknown loss {self.loss!r}: use one of {', '.join(LOSSES)}")
-        need(self.precision in PRECISIONS, f"unknown precision {self.precision!r}: use one of {', '.join(PRECISIONS)}")
+        for key, spec in OPTIONS.items():
+            if spec.choices and key != "dataset":
+                check_choice(key, getattr(self, key), spec.choices)
+        if not is_known_dataset(self.dataset):
+            check_choice("dataset", self.dataset, tuple(DATASETS))
         for key in ("epochs", "batch_size", "k_disc", "latent_dim", "processes", "nodes", "keep_checkpoints"):
-            need(getattr(self, key) >= 1, f"--{key.replace('_', '-')} must be at least 1, got {getattr(self, key)}")
+            need(getattr(self, key) >= 1, f"{flag(key)} must be at least 1, got {getattr(self, key)}")
         need(self.lr > 0, f"--lr must be positive, got {self.lr}")
         need(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "--beta1 and --beta2 must lie in [0, 1)")
         need(0 <= self.d_dropout < 1, f"--d-dropout must lie in [0, 1), got {self.d_dropout}")
@@ -103,48 +134,90 @@ class TrainConfig:
         need(0 <= self.node_rank < self.nodes, f"--node-rank must lie in 0..{self.nodes - 1}, got {self.node_rank}")
         need(1 <= self.master_port <= 65535, f"--master-port must lie in 1..65535, got {self.master_port}")
         need(self.nodes == 1 or bool(self.name), "multi-node runs need --name, so every node writes to the same run")
-        for key in ("sample_epochs", "eval_epochs"):
-            need(all(e >= 1 for e in getattr(self, key)), f"--{key.replace('_', '-')} must list epochs >= 1")
         need(bool(NAME_PATTERN.match(self.name)) and self.name not in (".", ".."),
              f"--name {self.name!r} is not a plain directory name: use letters, digits, '.', '_' or '-' "
              "(no '/' or '..'; the run lives inside --out)")
         return self
 
 
-# ---- building a config from a TOML file and flags ---------------------------------------
-_FIELD_TYPES = {f.name: f.type for f in fields(TrainConfig)}
+def flag(key: str) -> str:
+    return "--" + key.replace("_", "-")
 
 
-def _epoch_list(value: Any, key: str) -> tuple[int, ...]:
-    if isinstance(value, str):
-        parts = [p for p in value.replace(" ", "").split(",") if p]
-        if not all(p.isdigit() for p in parts):
-            raise GanError(f"{key} must be a comma-separated list of epochs such as 10,20,50,100, got {value!r}")
-        return tuple(int(p) for p in parts)
-    if isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-        return tuple(value)
-    raise GanError(f"{key} must be a list of epochs such as [10, 20, 50, 100], got {value!r}")
+def check_choice(key: str, value: str, choices: typing.Sequence[str]) -> None:
+    """A name from a table, or one line naming the choices (and the closest one)."""
+    if value in choices:
+        return
+    close = difflib.get_close_matches(str(value), list(choices), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise GanError(f"unknown {key.replace('_', ' ')} {value!r}{hint}: use one of {', '.join(choices)}")
 
 
-def _coerce(key: str, value: Any, source: str) -> Any:
-    """Check one value's type; TOML and JSON give typed values, the CLI already parsed."""
-    kind = _FIELD_TYPES[key]
+def check_batch_split(global_batch: int, world_size: int) -> int:
+    """The per-process batch; the one place that refuses a batch the processes cannot share."""
+    if global_batch % world_size:
+        raise GanError(f"--batch-size {global_batch} cannot be split evenly over {world_size} processes: "
+                       f"use a multiple of {world_size}")
+    return global_batch // world_size
+
+
+# ---- the option table, read by the CLI, resume rules, TOML and the report ------------------
+@dataclass(frozen=True)
+class OptionSpec:
+    name: str
+    kind: type  # bool, int, float, str, or tuple (a list of epochs)
+    nullable: bool
+    default: Any
+    help: str
+    label: str | None
+    resumable: bool
+    toml: bool
+    choices: tuple[str, ...]
+
+
+def _kind(annotation: Any) -> tuple[type, bool]:
+    """(base type, accepts None) from a resolved annotation such as `int | None`."""
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        base = [a for a in args if a is not type(None)]
+        return _kind(base[0])[0], True
+    if typing.get_origin(annotation) is tuple:
+        return tuple, False
+    return annotation, False
+
+
+def _option_table() -> dict[str, OptionSpec]:
+    hints = typing.get_type_hints(TrainConfig)
+    table = {}
+    for f in fields(TrainConfig):
+        kind, nullable = _kind(hints[f.name])
+        assert kind in (bool, int, float, str, tuple), f"option {f.name}: unsupported type {hints[f.name]}"
+        table[f.name] = OptionSpec(f.name, kind, nullable, f.default, f.metadata["help"], f.metadata["label"],
+                                   f.metadata["resumable"], f.metadata["toml"], f.metadata["choices"])
+    return table
+
+
+OPTIONS: dict[str, OptionSpec] = _option_table()
+RESUMABLE = frozenset(k for k, spec in OPTIONS.items() if spec.resumable)
+
+
+def coerce_value(key: str, value: Any, source: str) -> Any:
+    """Check one value's type against its option; TOML and JSON give typed values."""
+    spec = OPTIONS[key]
     where = f"{key} in {source}"
-    if key in ("sample_epochs", "eval_epochs"):
-        return _epoch_list(value, where)
-    if key == "gpus" and value is None:
+    if value is None and spec.nullable:
         return None
-    if key == "resume":
-        return None if value is None else str(value)
-    if "bool" in kind:
+    if spec.kind is tuple:
+        return parse_epoch_list(value, where)
+    if spec.kind is bool:
         if not isinstance(value, bool):
             raise GanError(f"{where} must be true or false, got {value!r}")
         return value
-    if "int" in kind:
+    if spec.kind is int:
         if not isinstance(value, int) or isinstance(value, bool):
             raise GanError(f"{where} must be a whole number, got {value!r}")
         return value
-    if "float" in kind:
+    if spec.kind is float:
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             raise GanError(f"{where} must be a number, got {value!r}")
         return float(value)
@@ -155,10 +228,11 @@ def _coerce(key: str, value: Any, source: str) -> Any:
     return value
 
 
-def _coerce_all(data: dict[str, Any], source: str) -> dict[str, Any]:
-    return {k: _coerce(k, v, source) for k, v in data.items()}
+def coerce_values(data: dict[str, Any], source: str) -> dict[str, Any]:
+    return {k: coerce_value(k, v, source) for k, v in data.items()}
 
 
+# ---- building a config from a TOML file and flags ---------------------------------------
 def read_toml(path: Path) -> dict[str, Any]:
     """Read a `--config` TOML file, refusing unknown keys with a suggestion."""
     try:
@@ -171,16 +245,18 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise GanError(f"config file {path} is not valid TOML ({err}): fix the file") from None
     data = data.get("train", data)  # either flat keys or a [train] table
     normalised = {k.replace("-", "_"): v for k, v in data.items()}
+    allowed = [k for k, spec in OPTIONS.items() if spec.toml]
     for key in normalised:
-        if key not in _FIELD_TYPES or key in ("resume",):
-            close = difflib.get_close_matches(key, list(_FIELD_TYPES), n=1)
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise GanError(f"unknown key {key!r} in config file {path}{hint}: remove or correct it")
-    return _coerce_all(normalised, str(path))
+    return coerce_values(normalised, str(path))
 
 
 def default_name(dataset: str, arch: str) -> str:
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{dataset}-{arch}"
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(dataset.split(":", 1)[-1]).name or dataset).strip("-.")
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{slug or 'data'}-{arch}"
 
 
 def resolve_config(config_file: Path | None = None, overrides: dict[str, Any] | None = None) -> TrainConfig:
@@ -188,11 +264,12 @@ def resolve_config(config_file: Path | None = None, overrides: dict[str, Any] | 
     values: dict[str, Any] = {}
     if config_file is not None:
         values.update(read_toml(config_file))
-    values.update(_coerce_all(dict(overrides or {}), "the command line"))
+    values.update(coerce_values(dict(overrides or {}), "the command line"))
     if not values.get("name"):
         values["name"] = default_name(values.get("dataset", TrainConfig.dataset), values.get("arch", TrainConfig.arch))
     return TrainConfig(**values).validate()
 
 
-def save_json(cfg_dict: dict[str, Any], path: Path) -> None:
-    path.write_text(json.dumps(cfg_dict, indent=2, sort_keys=False) + "\n")
+def report_labels() -> list[tuple[str, str]]:
+    """(label, key) of every option the report's configuration table shows, in declaration order."""
+    return [(spec.label, key) for key, spec in OPTIONS.items() if spec.label]

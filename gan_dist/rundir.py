@@ -1,36 +1,57 @@
 """Every path and every write of a run directory. Inert off the main process.
 
 EDM's trick: non-main ranks get a RunDir whose writers do nothing, so no code path can
-write from the wrong process. Reading helpers are plain functions usable anywhere
-(the report and `gan runs` read runs without torch).
+write from the wrong process. Reading helpers are plain functions usable anywhere (the
+report and `gan runs` read runs without torch); this module never imports torch, and the
+writers that take tensors import what they need when called.
+
+`write_atomic` is the project's one atomic writer: a temp file in the same folder, fsync,
+rename, so a reader (or a kill) sees the old file or the new one, never half of one.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
+import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+
+from gan_dist.epochs import epoch_tag, parse_epoch_tag
 
 METRICS = "metrics.jsonl"
+QUALITY = "quality.jsonl"
+EVENTS = "events.jsonl"
 CONFIG = "config.json"
 STATUS = "status.json"
+GENERATOR = "generator.safetensors"
+CHECKPOINT_STATE = "trainer_state.json"  # a checkpoint folder counts only when it holds this
 
 
-def epoch_tag(epoch: int) -> str:
-    return f"epoch_{epoch:04d}"
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write to a temp file in the same directory, fsync, rename: readers see old or new."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+def write_atomic(path: Path, content: str | bytes | Callable[[Path], None]) -> Path:
+    """Replace `path` atomically with text, bytes, or whatever `content(tmp_path)` writes."""
+    path = Path(path)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        if callable(content):
+            content(tmp)
+        else:
+            tmp.write_bytes(content.encode() if isinstance(content, str) else content)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; these are ordinary files
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
 
 
 def read_jsonl(path: Path) -> tuple[list[dict[str, Any]], int]:
@@ -42,14 +63,7 @@ def read_jsonl(path: Path) -> tuple[list[dict[str, Any]], int]:
         return [], 0
     rows: dict[int, dict[str, Any]] = {}
     bad = 0
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError:
-            bad += 1
-            continue
+    for row in _json_lines(path):
         if isinstance(row, dict) and isinstance(row.get("epoch"), int):
             rows[row["epoch"]] = row
         else:
@@ -57,16 +71,44 @@ def read_jsonl(path: Path) -> tuple[list[dict[str, Any]], int]:
     return [rows[e] for e in sorted(rows)], bad
 
 
+def read_events(path: Path) -> list[dict[str, Any]]:
+    """events.jsonl in file order (unreadable lines skipped)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    return [row for row in _json_lines(path) if isinstance(row, dict) and "event" in row]
+
+
+def _json_lines(path: Path):
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        if line.strip():
+            try:
+                yield json.loads(line)
+            except ValueError:
+                yield None
+
+
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     return read_jsonl(Path(run_dir) / METRICS)[0]
 
 
-def read_config(run_dir: Path) -> dict[str, Any]:
-    return json.loads((Path(run_dir) / CONFIG).read_text())
+def epoch_files(folder: Path, suffix: str) -> dict[int, Path]:
+    """{epoch: path} of folder/epoch_NNNN<suffix>, in epoch order."""
+    found = {}
+    for path in Path(folder).glob(f"epoch_*{suffix}"):
+        epoch = parse_epoch_tag(path.name[: -len(suffix)] if suffix else path.name)
+        if epoch is not None:
+            found[epoch] = path
+    return dict(sorted(found.items()))
+
+
+def complete_checkpoints(folder: Path) -> list[tuple[int, Path]]:
+    """(epoch, path) of every complete checkpoint folder in `folder`, oldest first."""
+    return [(e, p) for e, p in epoch_files(folder, "").items() if (p / CHECKPOINT_STATE).is_file()]
 
 
 class RunDir:
-    """Paths of one run; `write_*` methods act only when `is_main`."""
+    """Paths of one run; `write_*`/`save_*` methods act only when `is_main`."""
 
     def __init__(self, path: Path, *, is_main: bool):
         self.path = Path(path)
@@ -75,18 +117,27 @@ class RunDir:
         self.generators = self.path / "generators"
         self.checkpoints = self.path / "checkpoints"
 
-    def create(self) -> None:
-        if self.is_main:
-            for folder in (self.path, self.samples, self.generators, self.checkpoints):
-                folder.mkdir(parents=True, exist_ok=True)
-
+    # ---- paths -------------------------------------------------------------------------
     def sample_png(self, epoch: int) -> Path:
         return self.samples / f"{epoch_tag(epoch)}.png"
 
     def generator_file(self, epoch: int | None = None) -> Path:
         if epoch is None:
-            return self.path / "generator.safetensors"
+            return self.path / GENERATOR
         return self.generators / f"{epoch_tag(epoch)}.safetensors"
+
+    def checkpoint_dir(self, epoch: int) -> Path:
+        return self.checkpoints / epoch_tag(epoch)
+
+    def checkpoint_tmp(self, epoch: int) -> Path:
+        """Where every process writes a checkpoint before it is published."""
+        return self.checkpoints / f".tmp-{epoch_tag(epoch)}"
+
+    # ---- writes (main process only) ----------------------------------------------------
+    def create(self) -> None:
+        if self.is_main:
+            for folder in (self.path, self.samples, self.generators, self.checkpoints):
+                folder.mkdir(parents=True, exist_ok=True)
 
     def write_config(self, data: dict[str, Any]) -> None:
         if self.is_main:
@@ -94,9 +145,16 @@ class RunDir:
 
     def append_metrics(self, row: dict[str, Any]) -> None:
         """One line per epoch, flushed and fsynced so a kill loses at most this line."""
+        self._append(METRICS, row)
+
+    def append_event(self, event: str, **fields: Any) -> None:
+        """One line per start, resume, stop, finish or failure: the report's timeline."""
+        self._append(EVENTS, {"event": event, "time": time.time(), **fields})
+
+    def _append(self, name: str, row: dict[str, Any]) -> None:
         if not self.is_main:
             return
-        with open(self.path / METRICS, "a") as fh:
+        with open(self.path / name, "a") as fh:
             fh.write(json.dumps(row) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
@@ -106,8 +164,56 @@ class RunDir:
         if self.is_main:
             write_atomic(self.path / METRICS, "".join(json.dumps(r) + "\n" for r in rows))
 
+    def merge_quality(self, new_rows: list[dict[str, Any]]) -> None:
+        """Merge rows into quality.jsonl: one per epoch, the newest wins."""
+        if not self.is_main:
+            return
+        by_epoch = {row["epoch"]: row for row in read_jsonl(self.path / QUALITY)[0]}
+        by_epoch.update({int(row["epoch"]): row for row in new_rows})
+        write_atomic(self.path / QUALITY, "".join(json.dumps(by_epoch[e]) + "\n" for e in sorted(by_epoch)))
+
     def write_status(self, state: str, **extra: Any) -> None:
         if self.is_main:
             status = {"state": state, "pid": os.getpid(), "hostname": socket.gethostname(),
                       "updated": time.time(), **extra}
             write_atomic(self.path / STATUS, json.dumps(status) + "\n")
+
+    def save_sample_grid(self, epoch: int, images, *, nrow: int) -> None:
+        """A grid of images in [-1, 1] (a (N, C, H, W) tensor) as samples/epoch_NNNN.png."""
+        if not self.is_main:
+            return
+        from torchvision.utils import save_image
+
+        write_atomic(self.sample_png(epoch), lambda tmp: save_image(images, tmp, format="png", nrow=nrow,
+                                                                     normalize=True, value_range=(-1, 1)))
+
+    def save_generator(self, generator, spec, epoch: int, *, final: bool = False) -> None:
+        """Generator weights (safetensors, no pickle) with the spec that rebuilds them."""
+        if not self.is_main:
+            return
+        from gan_dist.nets.generator_io import save_generator
+
+        save_generator(generator, self.generator_file(None if final else epoch), spec=spec, epoch=epoch)
+
+    # ---- checkpoints -------------------------------------------------------------------
+    def prepare_checkpoint(self, epoch: int) -> Path:
+        """An empty temp folder for the processes to write into (leftovers of a killed save go)."""
+        tmp = self.checkpoint_tmp(epoch)
+        if self.is_main:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        return tmp
+
+    def publish_checkpoint(self, epoch: int, state: dict[str, Any], *, keep: int) -> Path:
+        """Add the state file, rename the temp folder into place, drop all but the newest `keep`."""
+        final = self.checkpoint_dir(epoch)
+        if not self.is_main:
+            return final
+        tmp = self.checkpoint_tmp(epoch)
+        write_atomic(tmp / CHECKPOINT_STATE, json.dumps(state))
+        if final.exists():  # an incomplete folder of the same epoch from an earlier life
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        for _, old in complete_checkpoints(self.checkpoints)[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+        return final

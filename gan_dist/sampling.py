@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 
 from gan_dist.errors import GanError
+from gan_dist.rundir import RunDir, epoch_files, write_atomic
 
 FORMATS = (".png", ".npz")
 
@@ -19,15 +19,15 @@ def generator_path(run_dir: Path, epoch: int | None) -> Path:
     if not run_dir.is_dir():
         raise GanError(f"run directory {run_dir} not found: give the path of a run (see `gan runs`)")
     if epoch is None:
-        path = run_dir / "generator.safetensors"
+        path = RunDir(run_dir, is_main=False).generator_file()
         if not path.is_file():
             raise GanError(f"{run_dir} has no generator.safetensors yet (unfinished run): "
                            "pass --epoch E for a kept sample epoch")
         return path
-    path = run_dir / "generators" / f"epoch_{epoch:04d}.safetensors"
+    run = RunDir(run_dir, is_main=False)
+    path = run.generator_file(epoch)
     if not path.is_file():
-        kept = sorted(int(p.stem.split("_", 1)[1]) for p in (run_dir / "generators").glob("epoch_*.safetensors")
-                      if p.stem.split("_", 1)[1].isdigit())
+        kept = list(epoch_files(run.generators, ".safetensors"))
         hint = f"kept epochs are {', '.join(map(str, kept))}" if kept else "this run kept no per-epoch generators"
         raise GanError(f"no generator for epoch {epoch} in {run_dir}: {hint}")
     return path
@@ -53,18 +53,16 @@ def sample_run(run_dir: Path, *, n: int, out: Path, epoch: int | None = None, se
 
     generator, info = load_generator(path)
     images = generate(generator, n, seed, latent_dim=info["latent_dim"])  # uint8 (N, C, H, W)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        if suffix == ".npz":
-            with open(tmp, "wb") as fh:
-                np.savez_compressed(fh, images=images.numpy())
-        else:
-            from torchvision.utils import make_grid, save_image
+    if suffix == ".npz":
+        write_atomic(out, lambda tmp: _save_npz(tmp, images.numpy()))
+    else:
+        from torchvision.utils import make_grid, save_image
 
-            grid = make_grid(images.float().div(255.0), nrow=nrow or math.ceil(math.sqrt(n)),
-                             padding=2, pad_value=1.0)
-            save_image(grid, str(tmp), format="png")
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+        grid = make_grid(images.float().div(255.0), nrow=nrow or math.ceil(math.sqrt(n)), padding=2, pad_value=1.0)
+        write_atomic(out, lambda tmp: save_image(grid, str(tmp), format="png"))
     return out
+
+
+def _save_npz(path: Path, images: np.ndarray) -> None:
+    with open(path, "wb") as fh:  # a file object: np.savez would append ".npz" to a name
+        np.savez_compressed(fh, images=images)

@@ -75,7 +75,7 @@ def test_two_nodes_meet_over_loopback(tmp_path, one_process):
 def test_one_failing_process_ends_the_run_with_its_error_once(tmp_path):
     tic = time.time()
     proc = gan("train", *SAME, "--processes", "2", "--out", tmp_path, "--name", "fail",
-               env={"GAN_FAIL_AT": "1:2"}, check=False, timeout=300)
+               "--fault", "1:2", check=False, timeout=300)
     assert proc.returncode != 0
     assert proc.stderr.count("injected failure on rank 1 at epoch 2") == 1, proc.stderr
     assert "process 1 failed" in proc.stderr and "Traceback" not in proc.stderr

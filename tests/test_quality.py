@@ -13,7 +13,7 @@ from gan_dist.datasets import load_mnist, load_sample
 from gan_dist.errors import GanError
 from gan_dist.metrics import quality
 from gan_dist.metrics.classifier import CLASSIFIER_INFO, load_classifier
-from gan_dist.nets import MLPGenerator
+from gan_dist.nets.mlp import MLPGenerator
 
 MNIST_TEST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 N = 1500

@@ -190,7 +190,7 @@ def test_conditional_grids_are_labelled_by_class_and_user_text_is_literal(dcgan)
 
 def test_stops_and_resumes_are_shown_as_a_timeline(dcgan):
     _, text, _, rows = dcgan
-    assert "2 sessions, 1 stop and 1 resume, on 2 processes on 1 node and 4 processes on 2 nodes." in text
+    assert "2 sessions (1 stop, 1 resume), on 2 processes on 1 node and 4 processes on 2 nodes." in text
     assert "2023-11-14 22:13 0 min 00 s Started at the beginning 2×1 —" in rows
     assert "2023-11-14 22:27 13 min 50 s Stopped epoch 41, step 120 2×1" in rows  # reason wraps
     assert "SIGUSR1 (Slurm time limit)" in text

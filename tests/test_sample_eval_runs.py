@@ -16,11 +16,15 @@ from typer.testing import CliRunner
 
 from gan_dist.cli import app
 from gan_dist.metrics.quality import evaluate_generator_into_run, read_quality
-from gan_dist.nets import MLPGenerator
+from gan_dist.nets import NetSpec
 from gan_dist.nets.generator_io import load_generator, save_generator
+from gan_dist.nets.mlp import MLPGenerator
+from gan_dist.rundir import RunDir
 
 runner = CliRunner()
 KEYS = {"epoch", "fd", "kid", "modes", "kl_uniform", "confident", "precision", "recall", "samples"}
+
+SPEC = NetSpec("mlp", latent_dim=100, image_shape=(1, 28, 28))
 
 
 def make_run(root, name, *, epochs_total, epochs_done, state, pid=None, kept=(1, 2)):
@@ -36,11 +40,10 @@ def make_run(root, name, *, epochs_total, epochs_done, state, pid=None, kept=(1,
     for epoch in kept:
         torch.manual_seed(epoch)
         save_generator(MLPGenerator(), run / "generators" / f"epoch_{epoch:04d}.safetensors",
-                       arch="mlp", latent_dim=100, image_shape=(1, 28, 28), epoch=epoch)
+                       spec=SPEC, epoch=epoch)
     if state == "finished":
         torch.manual_seed(kept[-1])
-        save_generator(MLPGenerator(), run / "generator.safetensors", arch="mlp", latent_dim=100,
-                       image_shape=(1, 28, 28), epoch=epochs_done)
+        save_generator(MLPGenerator(), run / "generator.safetensors", spec=SPEC, epoch=epochs_done)
     status = {"state": state, "pid": pid or 1, "hostname": socket.gethostname(), "updated": time.time()}
     (run / "status.json").write_text(json.dumps(status))
     return run
@@ -154,7 +157,7 @@ def test_eval_bad_input(runs, tmp_path):
 def test_evaluate_generator_into_run_appends_a_row(runs):
     _, _, killed = runs
     torch.manual_seed(0)
-    row = evaluate_generator_into_run(killed, MLPGenerator(), 1, samples=300, seed=0)
+    row = evaluate_generator_into_run(RunDir(killed, is_main=True), MLPGenerator(), 1, samples=300, seed=0)
     assert KEYS <= set(row)
     assert read_quality(killed) == [json.loads(json.dumps(row))]
 

@@ -12,8 +12,10 @@ import torch
 
 from gan_dist.datasets import load_dataset, load_mnist, read_idx, to_unit_range
 from gan_dist.errors import GanError
-from gan_dist.nets import MLPDiscriminator, MLPGenerator, parameter_count
-from gan_dist.training.checkpoint import complete_checkpoints, newest_checkpoint
+from gan_dist.nets import parameter_count
+from gan_dist.nets.mlp import MLPDiscriminator, MLPGenerator
+from gan_dist.rundir import complete_checkpoints
+from gan_dist.training.checkpoint import newest_checkpoint
 from gan_dist.training.losses import discriminator_loss, generator_loss
 
 
@@ -55,19 +57,24 @@ def test_algorithm_1_takes_k_discriminator_steps_per_generator_step(k):
     from accelerate import Accelerator
 
     from gan_dist.config import TrainConfig
-    from gan_dist.nets import build_models
-    from gan_dist.training.loop import Shard, run_epoch
+    from gan_dist.datasets import ImageSet
+    from gan_dist.datasets.resident import DeviceData
+    from gan_dist.nets import NetSpec, build_models
+    from gan_dist.training.loop import Models, Shard, run_epoch
 
     cfg = TrainConfig(dataset="mnist-sample", batch_size=50, k_disc=k, name="t", cpu=True)
     acc = Accelerator(cpu=True)
-    G, D = build_models("mlp", latent_dim=100, image_shape=(1, 28, 28), d_dropout=0.0)
+    spec = NetSpec("mlp", latent_dim=100, image_shape=(1, 28, 28))
+    G, D = build_models(spec)
     opt_g, opt_d = torch.optim.Adam(G.parameters()), torch.optim.Adam(D.parameters())
     counts = {"g": 0, "d": 0}
     opt_g.register_step_post_hook(lambda *a: counts.__setitem__("g", counts["g"] + 1))
     opt_d.register_step_post_hook(lambda *a: counts.__setitem__("d", counts["d"] + 1))
     G, D, opt_g, opt_d = acc.prepare(G, D, opt_g, opt_d)
-    images = torch.zeros(300, 1, 28, 28, dtype=torch.uint8)  # 6 steps of 50
-    run_epoch(cfg, 1, (G, D, acc.unwrap_model(G), acc.unwrap_model(D), opt_g, opt_d), images, Shard(0, 1, 50), acc)
+    images = DeviceData(ImageSet(np.zeros((300, 1, 28, 28), np.uint8), np.zeros(300, np.uint8), "zeros"),
+                        torch.device("cpu"))  # 6 steps of 50
+    run_epoch(cfg, 1, Models(G, D, acc.unwrap_model(G), acc.unwrap_model(D), opt_g, opt_d, spec), images,
+              Shard(0, 1, 50), acc)
     assert counts == {"d": 6, "g": 6 // k}
 
 
@@ -133,7 +140,8 @@ def test_only_complete_checkpoints_count(tmp_path):
 
 
 def test_cpu_dropout_keeps_each_unit_with_probability_one_minus_p():
-    from gan_dist.nets import Dropout, cpu_keep_mask
+    from gan_dist.nets.layers import LaneDropout as Dropout
+    from gan_dist.nets.layers import cpu_keep_mask
 
     torch.manual_seed(0)
     keep, scale = cpu_keep_mask((1000, 1003), 0.3)  # odd width: lanes straddle rows

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from gan_dist.errors import GanError
+from gan_dist.rundir import write_atomic
 
 CLASSIFIER_FILE = Path(__file__).resolve().parents[1] / "data" / "digit_classifier.safetensors"
 CLASSIFIER_INFO = CLASSIFIER_FILE.with_suffix(".json")
@@ -103,16 +103,10 @@ def save_classifier(model: DigitClassifier, path: Path, info: dict) -> None:
     from safetensors.torch import save_file
 
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
     tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    save_file(tensors, str(tmp), metadata={"feature_dim": str(FEATURE_DIM)})
-    os.chmod(tmp, 0o644)  # package data: readable by everyone who installs it
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: save_file(tensors, str(tmp), metadata={"feature_dim": str(FEATURE_DIM)}))
     info = dict(info, sha256=file_hash(path))
-    side = path.with_suffix(".json")
-    tmp = side.with_name(f".{side.name}.tmp")
-    tmp.write_text(json.dumps(info, indent=2) + "\n")
-    os.replace(tmp, side)
+    write_atomic(path.with_suffix(".json"), json.dumps(info, indent=2) + "\n")
 
 
 def file_hash(path: Path) -> str:

@@ -23,9 +23,8 @@ import torch
 
 from gan_dist.errors import GanError
 from gan_dist.metrics.classifier import classifier_id, load_classifier
-from gan_dist.rundir import read_jsonl
+from gan_dist.rundir import QUALITY, RunDir, epoch_files, read_jsonl, write_atomic
 
-QUALITY_FILE = "quality.jsonl"
 KEYS = ("fd", "kid", "modes", "kl_uniform", "confident", "precision", "recall", "samples")
 CLASSES = 10
 PR_K = 3
@@ -185,14 +184,17 @@ def real_stats(images_u8: np.ndarray, name: str) -> RealStats:
         stats = RealStats(name, key, mu, sigma, feats[np.sort(keep)].astype(np.float32), len(feats))
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            with open(tmp, "wb") as fh:
-                np.savez(fh, mu=stats.mu, sigma=stats.sigma, features=stats.features, count=stats.count)
-            os.replace(tmp, path)
+            write_atomic(path, lambda tmp: _save_npz(tmp, mu=stats.mu, sigma=stats.sigma,
+                                                     features=stats.features, count=stats.count))
         except OSError:  # read-only home: the in-memory cache still serves this process
             pass
     _MEMORY[key] = stats
     return stats
+
+
+def _save_npz(path: Path, **arrays) -> None:
+    with open(path, "wb") as fh:  # a file object: np.savez would append ".npz" to a name
+        np.savez(fh, **arrays)
 
 
 def real_reference(dataset: str, data_dir: str | Path | None = None) -> RealStats:
@@ -247,21 +249,12 @@ def evaluate_images(images, real: RealStats, *, seed: int = 0) -> dict:
     }
 
 
-def _latent_dim(generator: torch.nn.Module) -> int:
-    if getattr(generator, "latent_dim", None):
-        return int(generator.latent_dim)
-    for module in generator.modules():
-        if isinstance(module, torch.nn.Linear):
-            return module.in_features
-    raise GanError("cannot tell the generator's latent size: give it a latent_dim attribute")
-
-
 @torch.no_grad()
 def generate(generator: torch.nn.Module, samples: int, seed: int, *, latent_dim: int | None = None,
              batch: int = 1000) -> torch.Tensor:
     """uint8 (N, C, H, W) images from seeded noise; a private RNG leaves global RNG state alone."""
-    generator = getattr(generator, "module", generator)  # DDP / compiled wrappers
-    latent_dim = latent_dim or _latent_dim(generator)
+    generator = getattr(generator, "module", generator)  # DDP wrapper
+    latent_dim = latent_dim or generator.latent_dim  # every network declares it (nets/)
     params = list(generator.parameters())
     device = params[0].device if params else torch.device("cpu")
     was_training = generator.training
@@ -296,39 +289,21 @@ def read_run_config(run_dir: Path) -> dict:
 
 def generator_files(run_dir: Path) -> dict[int, Path]:
     """Epoch -> generator weights: generators/epoch_NNNN.safetensors, plus the final file."""
-    run_dir = Path(run_dir)
-    files: dict[int, Path] = {}
-    for path in sorted((run_dir / "generators").glob("epoch_*.safetensors")):
-        try:
-            files[int(path.stem.split("_", 1)[1])] = path
-        except ValueError:
-            continue
-    final = run_dir / "generator.safetensors"
+    run = RunDir(run_dir, is_main=False)
+    files = epoch_files(run.generators, ".safetensors")
+    final = run.generator_file()
     if final.is_file():
-        from safetensors import safe_open
+        from gan_dist.nets.generator_io import read_generator_info
 
         try:
-            with safe_open(str(final), framework="pt") as fh:
-                epoch = int((fh.metadata() or {}).get("epoch", -1))
-            if epoch >= 0:
-                files.setdefault(epoch, final)
+            files.setdefault(read_generator_info(final)["epoch"], final)
         except Exception:  # noqa: BLE001, S110 -- unreadable: load_generator reports it if asked for
             pass
     return dict(sorted(files.items()))
 
 
 def read_quality(run_dir: Path) -> list[dict]:
-    return read_jsonl(Path(run_dir) / QUALITY_FILE)[0]
-
-
-def write_quality_rows(run_dir: Path, new_rows: list[dict]) -> None:
-    """Merge rows into quality.jsonl (one per epoch, newest wins), atomically via rename."""
-    path = Path(run_dir) / QUALITY_FILE
-    by_epoch = {int(row["epoch"]): row for row in read_quality(run_dir)}
-    by_epoch.update({int(row["epoch"]): row for row in new_rows})
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text("".join(json.dumps(by_epoch[e]) + "\n" for e in sorted(by_epoch)))
-    os.replace(tmp, path)
+    return read_jsonl(Path(run_dir) / QUALITY)[0]
 
 
 def run_reference(run_dir: Path) -> RealStats:
@@ -359,13 +334,13 @@ def evaluate_run(run_dir: Path, epochs: list[int] | None = None, samples: int = 
         row = {"epoch": epoch, **evaluate_generator(generator, samples=samples, seed=seed, real=real,
                                                     latent_dim=info["latent_dim"]), "seed": seed}
         rows.append(row)
-        write_quality_rows(run_dir, [row])  # each epoch lands as soon as it is known
+        RunDir(run_dir, is_main=True).merge_quality([row])  # each epoch lands as soon as it is known
         if log is not None:
             log(row)
     return rows
 
 
-def evaluate_generator_into_run(run_dir: Path, generator: torch.nn.Module, epoch: int, *,
+def evaluate_generator_into_run(run: RunDir, generator: torch.nn.Module, epoch: int, *,
                                 samples: int = DEFAULT_SAMPLES, seed: int = 0) -> dict:
     """For `gan train --eval-epochs`: evaluate the live generator and append its quality row.
 
@@ -373,8 +348,8 @@ def evaluate_generator_into_run(run_dir: Path, generator: torch.nn.Module, epoch
     mode, so training continues exactly as without it.
     """
     row = {"epoch": int(epoch), **evaluate_generator(generator, samples=samples, seed=seed,
-                                                     real=run_reference(run_dir)), "seed": seed}
-    write_quality_rows(run_dir, [row])
+                                                     real=run_reference(run.path)), "seed": seed}
+    run.merge_quality([row])
     return row
 
 

@@ -6,14 +6,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gan_dist.nets.layers import Dropout
+from gan_dist.nets.layers import LaneDropout
 
 
 class MLPGenerator(nn.Module):
     """The coursework generator: z (B, latent) -> image (B, 1, 28, 28) in [-1, 1]."""
 
+    num_classes = 0  # unconditional
+
     def __init__(self, *, latent_dim: int = 100, image_shape=(1, 28, 28)):
         super().__init__()
+        self.latent_dim = latent_dim
         self.image_shape = tuple(image_shape)
         pixels = int(torch.tensor(self.image_shape).prod())
         self.net = nn.Sequential(
@@ -34,13 +37,14 @@ class MLPDiscriminator(nn.Module):
     function computed without overflow, so the sigmoid lives in the loss, not here.
     """
 
-    def __init__(self, *, image_shape=(1, 28, 28), dropout: float = 0.3):
+    def __init__(self, *, image_shape=(1, 28, 28), dropout: float = 0.3, fast_dropout: bool = False):
         super().__init__()
         pixels = int(torch.tensor(tuple(image_shape)).prod())
+        drop = (lambda: LaneDropout(dropout)) if fast_dropout else (lambda: nn.Dropout(dropout))
         self.net = nn.Sequential(
-            nn.Linear(pixels, 1024), nn.LeakyReLU(0.2), Dropout(dropout),
-            nn.Linear(1024, 512), nn.LeakyReLU(0.2), Dropout(dropout),
-            nn.Linear(512, 256), nn.LeakyReLU(0.2), Dropout(dropout),
+            nn.Linear(pixels, 1024), nn.LeakyReLU(0.2), drop(),
+            nn.Linear(1024, 512), nn.LeakyReLU(0.2), drop(),
+            nn.Linear(512, 256), nn.LeakyReLU(0.2), drop(),
             nn.Linear(256, 1),
         )
 

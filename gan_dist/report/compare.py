@@ -38,6 +38,8 @@ from gan_dist.report.rundata import load_run
 
 log = logging.getLogger(__name__)
 PLACEMENT_OPTION = "--processes / --gpus / --nodes"
+# Resumable, so not part of the optimisation, but they change the speed: no scaling across them.
+SPEED_SETTINGS = {"compile"}
 
 
 def run_labels(runs: Sequence[dict]) -> list[str]:
@@ -60,7 +62,7 @@ def differences(runs: Sequence[dict]) -> list[dict[str, Any]]:
         if any(v != values[0] for v in values[1:]):
             label, spec = d.setting_label(key)
             rows.append({"label": label, "option": "--" + key.replace("_", "-"), "key": key,
-                         "kind": d.SETTING_KIND.get(key, "train"),
+                         "kind": d.setting_kind(key),
                          "cells": [d.fmt(v, spec) for v in values]})
     places = [d.placement(r["config"], r["metrics"]) for r in runs]
     for key, label in (("text", "World size (processes)"), ("device", "Device")):
@@ -76,7 +78,7 @@ def scaling(runs: Sequence[dict], labels: Sequence[str], diffs: Sequence[dict]) 
     differs. Images/s is the median over each run's epochs run at that world size (robust to
     the first epoch's warm-up); runs of equal size are pooled."""
     if not any(row["kind"] == "world" for row in diffs) or any(
-            row["kind"] in ("train", "hardware") for row in diffs):
+            row["kind"] in ("train", "hardware") or row["key"] in SPEED_SETTINGS for row in diffs):
         return None
     groups: dict[tuple[int, Any], dict[str, list]] = {}
     for run, label in zip(runs, labels):

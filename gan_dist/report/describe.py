@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from gan_dist.config import OPTIONS, report_labels
 from gan_dist.report.rundata import png_size
 
 DEFAULT_EPOCHS = (10, 20, 50, 100)
@@ -139,7 +140,7 @@ def network_tables(cfg: dict) -> list[dict[str, Any]]:
     nets = []
     for name in ("generator", "discriminator"):
         rows = arch.get(name) if isinstance(arch.get(name), list) else []
-        table = [{"layer": str(r.get("layer", "")), "output": fmt(r.get("output")),
+        table = [{"layer": _REPR_NOISE.sub("", str(r.get("layer", ""))), "output": fmt(r.get("output")),
                   "parameters": fmt(r.get("parameters"), ",")} for r in rows if isinstance(r, dict)]
         chain = " → ".join(_REPR_NOISE.sub("", str(r)) for r in rows if not isinstance(r, dict))
         nets.append({"name": name.capitalize(), "parameters": params.get(name),
@@ -160,51 +161,44 @@ def placement(cfg: dict, rows: Sequence[dict] = ()) -> dict[str, Any]:
             "device": f"{device} ({name})" if device and name else fmt(device)}
 
 
-# --- settings: one declaration for the report's configuration and compare's differences ---
-# (key, label, number format, kind); kind "train" changes the optimisation, "record" only
-# what is written. Keys not listed here and not in NOT_SETTINGS are shown under their own name.
-SETTINGS = [
-    ("dataset", "Dataset", "", "train"), ("arch", "Architecture", "", "train"),
-    ("conditional", "Class-conditional", "", "train"), ("image_size", "Image size", "", "train"),
-    ("channels", "Channels", "", "train"), ("width", "Base width", "", "train"),
-    ("ema_kimg", "EMA half-life (kimg)", "g", "train"), ("sync_bn", "SyncBatchNorm", "", "train"),
-    ("loss", "Generator loss", "", "train"), ("k_disc", "k (D steps per G step)", "", "train"),
-    ("d_dropout", "Discriminator dropout", "", "train"), ("epochs", "Epochs", "", "train"),
-    ("batch_size", "Global batch", "", "train"), ("lr", "Adam learning rate", "g", "train"),
-    ("beta1", "Adam β1", "g", "train"), ("beta2", "Adam β2", "g", "train"),
-    ("latent_dim", "Latent dimension", "", "train"), ("seed", "Seed", "", "train"),
-    ("precision", "Precision", "", "train"), ("compile", "torch.compile", "", "train"),
-    ("sample_epochs", "Sample epochs", "", "record"), ("eval_epochs", "Evaluated epochs", "", "record"),
-    ("keep_checkpoints", "Checkpoints kept", "", "record"),
-    ("checkpoint_minutes", "Checkpoint every (min)", "g", "record"),
-    ("log_with", "Trackers", "", "record"), ("log_every", "Log every (steps)", "", "record"),
-]
-SETTING_KIND = {key: kind for key, _, _, kind in SETTINGS}
-# Identity, places, derived facts and launch knobs (world size is reported from what ran).
+# --- settings: labels and kinds come from the option declarations (config.OPTIONS) -------------
+# Identity, places and launch knobs are not settings (where a run ran is reported from what
+# ran: world size, nodes, device); nor are facts training derived and wrote to config.json.
 NOT_SETTINGS = {
     "name", "out", "resume", "data_dir", "dry_run", "master_addr", "master_port", "node_rank",
     "gpus", "cpu", "processes", "nodes", "world_size", "num_nodes", "per_process_batch",
     "steps_per_epoch", "dataset_size", "image_shape", "dataset_info", "architecture",
     "parameters", "grid", "sample_source", "env"}
-# What a run that predates a key did: so an old run and a new one with the default agree.
+# What a run that predates an option did, where that is known: an old run and a new one with
+# the same behaviour then agree. (Not fast_dropout: old runs used the 15-bit lanes.)
 DEFAULTS = {"arch": "mlp", "conditional": False, "ema_kimg": None, "sync_bn": False,
             "loss": "nonsaturating", "k_disc": 1, "precision": "no", "compile": False,
             "log_with": None, "checkpoint_minutes": None}
+DERIVED_ROWS = [("Data directory", "data_dir", ""), ("Per-process batch", "per_process_batch", ""),
+                ("Steps per epoch", "steps_per_epoch", ",")]
 
 
 def setting_keys(configs: Sequence[dict]) -> list[str]:
-    """Declared settings first, then any scalar key a newer writer added, in name order."""
-    declared = [key for key, *_ in SETTINGS]
-    extra = sorted({k for cfg in configs for k, v in cfg.items()
-                    if k not in NOT_SETTINGS and k not in SETTING_KIND and not isinstance(v, dict)})
-    return declared + extra
+    """The declared options in declaration order, then keys a newer version declared that
+    these runs recorded (a setting unknown here is compared rather than hidden)."""
+    declared = [key for key in OPTIONS if key not in NOT_SETTINGS]
+    newer = sorted({k for cfg in configs for k, v in cfg.items() if k not in OPTIONS
+                    and k not in NOT_SETTINGS and not isinstance(v, dict)})
+    return declared + newer
 
 
 def setting_label(key: str) -> tuple[str, str]:
-    for k, label, spec, _ in SETTINGS:
-        if k == key:
-            return label, spec
-    return key.replace("_", " ").capitalize(), ""
+    """(label, number format): the option's report label, else its name in words."""
+    spec = OPTIONS.get(key)
+    label = spec.label if spec and spec.label else key.replace("_", " ").capitalize()
+    return label, "g" if spec and spec.kind is float else ""
+
+
+def setting_kind(key: str) -> str:
+    """'record' for what a resume may change (length, what is written, where), else 'train'
+    (the optimisation itself; unknown keys count as that)."""
+    spec = OPTIONS.get(key)
+    return "record" if spec and spec.resumable else "train"
 
 
 def setting_value(cfg: dict, key: str) -> Any:
@@ -213,19 +207,12 @@ def setting_value(cfg: dict, key: str) -> Any:
 
 
 def config_rows(cfg: dict) -> list[tuple[str, str]]:
-    """The single report's configuration table: every setting the run recorded (the dataset
-    has a table of its own)."""
-    rows = []
-    for key in setting_keys([cfg]):
-        if key in cfg and key != "dataset":
-            label, spec = setting_label(key)
-            rows.append((label, fmt(cfg[key], spec)))
-    for label, key, spec in (("Data directory", "data_dir", ""),
-                             ("Per-process batch", "per_process_batch", ""),
-                             ("Steps per epoch", "steps_per_epoch", ",")):
-        if key in cfg:
-            rows.append((label, fmt(cfg[key], spec)))
-    return rows
+    """The single report's configuration table: every labelled option the run recorded (the
+    dataset has a table of its own), options of newer versions, then derived facts."""
+    keys = [key for _, key in report_labels() if key in cfg and key not in ("dataset", "data_dir")]
+    keys += [key for key in setting_keys([cfg]) if key not in OPTIONS and key in cfg]
+    rows = [(setting_label(key)[0], fmt(cfg[key], setting_label(key)[1])) for key in keys]
+    return rows + [(label, fmt(cfg[key], spec)) for label, key, spec in DERIVED_ROWS if key in cfg]
 
 
 # --- sample grids ---------------------------------------------------------------------------
@@ -316,11 +303,11 @@ def timeline(events: Sequence[dict]) -> dict[str, Any] | None:
                     if isinstance(e.get("world_size"), int)})
     on = " and ".join(f"{w} process{'es' if w != 1 else ''} on {n} node{'s' if n != 1 else ''}"
                       for w, n in sizes)
+    counts = [f"{kinds.count(k)} {word}{'s' if kinds.count(k) != 1 else ''}"
+              for k, word in (("stop", "stop"), ("resume", "resume"), ("diverged", "divergence"),
+                              ("failed", "failure")) if k in kinds]
     summary = (f"{sessions} session{'s' if sessions != 1 else ''}"
-               + (f", {kinds.count('stop')} stop{'s' if kinds.count('stop') != 1 else ''}"
-                  f" and {kinds.count('resume')} resume{'s' if kinds.count('resume') != 1 else ''}"
-                  if sessions > 1 or "stop" in kinds else "")
-               + (f", on {on}" if on else "") + ".")
+               + (f" ({', '.join(counts)})" if counts else "") + (f", on {on}" if on else "") + ".")
     resumes = [e for e in events if e["event"] == "resume" and isinstance(e.get("epoch"), int)]
     return {"rows": rows, "summary": summary, "simple": set(kinds) <= {"start", "finish"},
             "resume_epochs": [e["epoch"] + (0.5 if (e.get("step") or 0) > 0 else 0) for e in resumes]}

@@ -6,9 +6,7 @@ that can read only the run and template directories. Torch-free.
 from __future__ import annotations
 
 import logging
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +14,7 @@ from urllib.parse import unquote, urlparse
 
 from gan_dist.errors import GanError
 from gan_dist.report.describe import fmt
+from gan_dist.rundir import write_atomic
 
 PACKAGE_TEMPLATES = Path(__file__).parent / "templates"
 log = logging.getLogger(__name__)
@@ -108,20 +107,6 @@ def make_url_fetcher(roots: Sequence[Path]):
 
 
 # --- writing ---------------------------------------------------------------------------------
-def atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a report is an ordinary file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def check_output(path: Path, suffix: str, force: bool, replaceable: Path | None = None) -> Path:
     """Refuse a wrong suffix, a missing folder, or an existing file (unless --force, or it is
     the file this command owns, e.g. RUN_DIR/report.pdf)."""
@@ -147,5 +132,5 @@ def publish(html_text: str, pdf: Path, *, html: Path | None, roots: Sequence[Pat
                                url_fetcher=make_url_fetcher(roots))
     data = document.write_pdf()
     if html is not None:
-        atomic_write(html, html_text.encode("utf-8"))
-    atomic_write(pdf, data)
+        write_atomic(html, html_text)
+    write_atomic(pdf, data)

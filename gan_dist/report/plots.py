@@ -90,6 +90,12 @@ def _legend(ax, ncols: int = 1, loc: str = "best") -> None:
         ax.legend(ncols=ncols, loc=loc, frameon=False, fontsize=7)
 
 
+def _legend_above(ax, ncols: int) -> None:
+    """Above the axes, where it can never hide a curve."""
+    ax.legend(ncols=ncols, loc="lower left", bbox_to_anchor=(0, 1.0), frameon=False, fontsize=7,
+              borderaxespad=0.2)
+
+
 def _top(series: Sequence[Series], keys: Sequence[str], floor: float) -> float:
     values = [v for s in series for k in keys for v in _values(s.metrics, k) if math.isfinite(v)]
     return max([floor, *values]) * 1.25
@@ -108,8 +114,8 @@ def loss_figure(series: Sequence[Series]) -> str:
             ax.axhline(LN2, color="C1", ls="--", lw=0.9, label=r"$\ln 2 \approx 0.693$ (G at equilibrium)")
             _marks(ax, series)
             ax.set_ylabel("loss (mean over the epoch)")
-            ax.set_ylim(0, _top(series, ("d_loss", "g_loss"), 2.6))
-            _legend(ax, 2, "upper right")
+            ax.set_ylim(0, _top(series, ("d_loss", "g_loss"), 2.0) / 1.1)
+            _legend_above(ax, 3)
             return _png_uri(fig)
         fig, axes = _figure(2, height=2.8)
         for ax, key, eq, title in zip(axes, ("d_loss", "g_loss"), (2 * LN2, LN2),
@@ -136,7 +142,7 @@ def disc_figure(series: Sequence[Series]) -> str:
             _marks(ax, series)
             ax.set_ylim(0, 1)
             ax.set_ylabel("mean discriminator output")
-            _legend(ax, 3, "upper right")
+            _legend_above(ax, 4)
             return _png_uri(fig)
         fig, axes = _figure(2, height=2.5)
         for ax, key, title in zip(axes, ("d_real", "d_fake"),

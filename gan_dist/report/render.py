@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from gan_dist.errors import GanError
+from gan_dist.epochs import parse_epoch_list
 from gan_dist.report import describe as d
 from gan_dist.report.output import (
     PACKAGE_TEMPLATES,
@@ -35,7 +35,6 @@ __all__ = [
     "build_context",
     "load_run",
     "make_url_fetcher",
-    "parse_epochs",
     "render_html",
     "render_report",
 ]
@@ -98,19 +97,6 @@ def render_html(run_dir: Path, *, template_dir: Path | None = None, **options: A
     return render_template("report.html", build_context(run, **options), template_dir)
 
 
-def parse_epochs(text: str | None) -> list[int] | None:
-    if not text:
-        return None
-    try:
-        epochs = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise GanError(f"--epochs {text!r} is not a comma-separated list of epochs; "
-                       "write e.g. --epochs 10,20,50,100") from None
-    if not epochs or min(epochs) < 1:
-        raise GanError(f"--epochs {text!r} must list epochs >= 1, e.g. --epochs 10,20,50,100")
-    return epochs
-
-
 def render_report(run_dir: Path, output: Path | None = None, *, html: Path | None = None,
                   title: str | None = None, author: str | None = None,
                   student_id: str | None = None, course: str | None = None,
@@ -122,7 +108,7 @@ def render_report(run_dir: Path, output: Path | None = None, *, html: Path | Non
     the sample grids shown; by default the run's own saved ones."""
     run_dir = Path(run_dir)
     if isinstance(epochs, str):
-        epochs = parse_epochs(epochs)
+        epochs = list(parse_epoch_list(epochs, "--epochs")) if epochs else None
     check_template_dir(template_dir)
     started = time.perf_counter()
     load_run(run_dir)  # refuse a non-run before judging the output paths

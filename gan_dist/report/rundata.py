@@ -8,15 +8,12 @@ Never imports torch.
 from __future__ import annotations
 
 import json
-import re
 import struct
 from pathlib import Path
 from typing import Any
 
 from gan_dist.errors import GanError
-from gan_dist.rundir import read_jsonl
-
-SAMPLE_RE = re.compile(r"epoch_(\d+)\.png")
+from gan_dist.rundir import EVENTS, epoch_files, read_events, read_jsonl
 
 
 def load_run(run_dir: Path) -> dict[str, Any]:
@@ -43,32 +40,10 @@ def load_run(run_dir: Path) -> dict[str, Any]:
         status = json.loads((run_dir / "status.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         status = {}
-    samples = {}
-    for png in (run_dir / "samples").glob("epoch_*.png"):
-        m = SAMPLE_RE.fullmatch(png.name)
-        if m and png.is_file():
-            samples[int(m[1])] = png
+    samples = {e: p for e, p in epoch_files(run_dir / "samples", ".png").items() if p.is_file()}
     return {"dir": run_dir, "config": config, "metrics": metrics, "bad_lines": bad_lines,
             "quality": quality, "status": status if isinstance(status, dict) else {},
-            "samples": samples, "events": read_events(run_dir / "events.jsonl")}
-
-
-def read_events(path: Path) -> list[dict[str, Any]]:
-    """events.jsonl in time order; unreadable lines (a write cut short by a kill) are skipped.
-    Unlike metrics rows, several events may share an epoch, so nothing is de-duplicated."""
-    try:
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return []
-    events = []
-    for line in text.splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(row, dict) and isinstance(row.get("event"), str):
-            events.append(row)
-    return sorted(events, key=lambda e: e["time"] if isinstance(e.get("time"), (int, float)) else 0)
+            "samples": samples, "events": read_events(run_dir / EVENTS)}
 
 
 def png_size(path: Path) -> tuple[int, int] | None:

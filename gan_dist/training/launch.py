@@ -4,30 +4,34 @@
 More: torch's elastic agent (the machinery behind torchrun) starts the processes of this
 machine and meets the other machines at --master-addr:--master-port (static rendezvous).
 Under an outside launcher (torchrun, accelerate launch) we are already a worker.
+
+The launcher leaves nothing changed behind: environment variables it sets for its workers
+and the signal handlers it installs are restored when it returns.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
-import signal
+import shutil
 import socket
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
-from gan_dist.config import TrainConfig
+from gan_dist.config import RESUMABLE, TrainConfig, check_batch_split, flag
 from gan_dist.errors import GanError
 from gan_dist.rundir import read_metrics
-from gan_dist.training.checkpoint import newest_checkpoint, read_state
+from gan_dist.training.checkpoint import is_checkpoint, newest_checkpoint, read_state
+from gan_dist.training.faults import Fault
+from gan_dist.training.stopping import EXIT_STOPPED, ForwardStopSignals, StopRequest
 
 # How long nodes wait for each other before giving up (GAN_RENDEZVOUS_TIMEOUT overrides).
 RENDEZVOUS_TIMEOUT_SECONDS = int(os.environ.get("GAN_RENDEZVOUS_TIMEOUT", "60"))
-# Options a resumed run may change: topology, length, what is written. Everything that
-# shapes the optimisation stays as the run began.
-RESUMABLE = {"epochs", "sample_epochs", "eval_epochs", "keep_checkpoints", "gpus", "cpu", "processes",
-             "nodes", "node_rank", "master_addr", "master_port", "data_dir", "compile", "resume", "out", "name"}
 
 
 @dataclass(frozen=True)
@@ -76,7 +80,7 @@ def plan_run(cfg: TrainConfig, explicit: set[str]) -> TrainConfig:
             return cfg.replace(resume=None)  # nothing to resume yet: start (Slurm's first life)
     else:
         path = Path(cfg.resume)
-        if (path / "trainer_state.json").is_file():
+        if is_checkpoint(path):
             checkpoint, run_dir = path, path.parent.parent
         elif path.is_dir():
             run_dir, checkpoint = path, newest_checkpoint(path / "checkpoints")
@@ -89,7 +93,7 @@ def plan_run(cfg: TrainConfig, explicit: set[str]) -> TrainConfig:
 
 
 def _newest_run(out: Path) -> Path:
-    runs = [p.parent.parent for p in out.glob("*/checkpoints/epoch_*/trainer_state.json")]
+    runs = {p.parent.parent for p in out.glob("*/checkpoints/epoch_*") if is_checkpoint(p)}
     if not runs:
         raise GanError(f"--resume auto found no run with a checkpoint under {out}: pass --name or a path")
     return max(runs, key=lambda p: p.stat().st_mtime)
@@ -100,7 +104,7 @@ def _resumed_config(cfg: TrainConfig, explicit: set[str], checkpoint: Path, run_
     stored = TrainConfig.from_dict(state["config"])
     for key in sorted(explicit - RESUMABLE):
         if getattr(cfg, key) != getattr(stored, key):
-            raise GanError(f"--{key.replace('_', '-')} is {getattr(stored, key)!r} in the run being resumed: "
+            raise GanError(f"{flag(key)} is {getattr(stored, key)!r} in the run being resumed: "
                            "a resumed run keeps its settings; drop the option or start a new run")
     changes = {k: getattr(cfg, k) for k in explicit & RESUMABLE if k not in ("out", "name", "resume")}
     merged = stored.replace(**changes, out=str(run_dir.parent), name=run_dir.name, resume=str(checkpoint))
@@ -128,29 +132,33 @@ def plan_processes(cfg: TrainConfig, explicit: set[str]) -> ProcessPlan:
 
 
 # ---- starting them ------------------------------------------------------------------------
-def launch_training(cfg: TrainConfig, explicit: set[str] | frozenset = frozenset()) -> int:
+def launch_training(cfg: TrainConfig, explicit: set[str] | frozenset = frozenset(), *,
+                    stop_files: Iterable[str | Path] = (), fault: Fault | None = None) -> int:
+    """Train `cfg` on every process it asks for. `stop_files`: files whose appearance asks the
+    run to checkpoint and stop (slurm/train.sh's GAN_STOP_FILE); SIGUSR1/SIGTERM do the same.
+    Returns 0 when finished, EXIT_STOPPED when stopped with a checkpoint."""
+    stop_files = [str(f) for f in stop_files]
     if under_outside_launcher():
-        from gan_dist.training.loop import train
-
         if int(os.environ["WORLD_SIZE"]) > 1 and "name" not in explicit:
             raise GanError("under torchrun / accelerate launch every process needs the same --name: pass one")
-
-        configure_threads()
-        return train(plan_run(cfg, set(explicit)))
+        return _train_here(plan_run(cfg, set(explicit)), stop_files, fault)
     cfg = plan_run(cfg, set(explicit))
     plan = plan_processes(cfg, set(explicit))
     cfg = cfg.replace(cpu=plan.use_cpu)
     if plan.nodes == 1 and "master_port" not in explicit:
         cfg = cfg.replace(master_port=_free_port())  # one machine: any free port will do
-    if cfg.batch_size % plan.world_size:
-        raise GanError(f"--batch-size {cfg.batch_size} cannot be split evenly over {plan.world_size} "
-                       f"processes: use a multiple of {plan.world_size}")
+    check_batch_split(cfg.batch_size, plan.world_size)
     if plan.world_size == 1:
-        from gan_dist.training.loop import train
+        return _train_here(cfg, stop_files, fault)
+    return _spawn(cfg, plan, stop_files, fault)
 
-        configure_threads()
-        return train(cfg)
-    return _spawn(cfg, plan)
+
+def _train_here(cfg: TrainConfig, stop_files: list[str], fault: Fault | None) -> int:
+    from gan_dist.training.loop import train
+
+    configure_threads()
+    with preserved_environ(), StopRequest(stop_files) as stop:
+        return train(cfg, should_stop=stop, fault=fault)
 
 
 def _free_port() -> int:
@@ -171,31 +179,61 @@ def _check_port(cfg: TrainConfig) -> None:
                            "pick a free port") from None
 
 
-def _spawn(cfg: TrainConfig, plan: ProcessPlan) -> int:
+@contextlib.contextmanager
+def preserved_environ(**defaults: str):
+    """Set environment defaults for the workers; afterwards restore the whole environment
+    exactly (libraries set variables too, e.g. torch's TORCHINDUCTOR_CACHE_DIR)."""
+    saved = dict(os.environ)
+    for key, value in defaults.items():
+        os.environ.setdefault(key, value)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@contextlib.contextmanager
+def preserved_signal_handlers():
+    """The elastic agent installs its own SIGINT/SIGHUP/SIGQUIT handlers and leaves them."""
+    import signal
+
+    signals = (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
+    saved = {sig: signal.getsignal(sig) for sig in signals}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def quiet_elastic_logs():
+    """We report failures ourselves, once: silence torch's elastic loggers meanwhile."""
+    loggers = [logging.getLogger(n) for n in ("torch.distributed.elastic", "torch.distributed.launcher")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def _spawn(cfg: TrainConfig, plan: ProcessPlan, stop_files: list[str], fault: Fault | None) -> int:
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
     _check_port(cfg)
-    for name in ("torch.distributed.elastic", "torch.distributed.launcher"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)  # we report failures ourselves
-    # Share this machine's cores between its processes (Accelerate would otherwise warn and use 1).
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // plan.per_node)))
-    if cfg.master_addr in ("127.0.0.1", "localhost"):
-        os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     workdir = Path(tempfile.mkdtemp(prefix="gan-launch-"))
-    config_file = workdir / "config.json"
-    config_file.write_text(json.dumps(cfg.to_dict()))
-    stop_file = workdir / "stop"
-    os.environ["GAN_LAUNCHER_STOP_FILE"] = str(stop_file)
-    stopped_marker = workdir / "stopped"
-    os.environ["GAN_STOPPED_MARKER"] = str(stopped_marker)
-
-    def ask_workers_to_stop(signum, frame):  # Slurm / kill: the workers checkpoint and stop
-        stop_file.write_text(signal.Signals(signum).name)
-
-    signal.signal(signal.SIGUSR1, ask_workers_to_stop)
-    signal.signal(signal.SIGTERM, ask_workers_to_stop)
+    launcher_stop = workdir / "stop"
+    result_file = workdir / "result.json"
+    launch_file = workdir / "launch.json"
+    launch_file.write_text(json.dumps({
+        "config": cfg.to_dict(), "stop_files": [*stop_files, str(launcher_stop)],
+        "result_file": str(result_file), "fault": _fault_text(fault)}))
     launch = LaunchConfig(
         min_nodes=plan.nodes, max_nodes=plan.nodes, nproc_per_node=plan.per_node,
         run_id=f"gan-{cfg.name}", rdzv_backend="static",
@@ -204,13 +242,19 @@ def _spawn(cfg: TrainConfig, plan: ProcessPlan) -> int:
         max_restarts=0, monitor_interval=0.2, start_method="spawn",
         signals_to_handle="SIGINT,SIGHUP,SIGQUIT",
     )
-    import sys
-
+    worker_env = {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // plan.per_node))}  # share the cores
+    if cfg.master_addr in ("127.0.0.1", "localhost"):
+        worker_env["GLOO_SOCKET_IFNAME"] = "lo"
     try:
-        elastic_launch(launch, entrypoint=sys.executable)("-m", "gan_dist.training.worker", str(config_file))
+        with preserved_environ(**worker_env), preserved_signal_handlers(), quiet_elastic_logs(), \
+                ForwardStopSignals(launcher_stop):
+            elastic_launch(launch, entrypoint=sys.executable)("-m", "gan_dist.training.worker", str(launch_file))
+        return EXIT_STOPPED if result_file.exists() else 0
     except ChildFailedError as err:
         raise GanError(_root_cause(err)) from None
     except SignalException as err:  # Ctrl-C / SIGHUP: the agent has stopped the workers
+        import signal
+
         raise GanError(f"interrupted ({signal.Signals(err.sigval).name}): the newest complete checkpoint "
                        f"is kept; continue with --resume auto --name {cfg.name}") from None
     except Exception as err:  # rendezvous timeout, unreachable master, store errors
@@ -218,9 +262,12 @@ def _spawn(cfg: TrainConfig, plan: ProcessPlan) -> int:
                        f"{cfg.master_port} ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
                        f"check that every node runs with the same --master-addr/--master-port and that node 0 "
                        f"is reachable (waited up to {RENDEZVOUS_TIMEOUT_SECONDS} s)") from None
-    from gan_dist.training.stopping import EXIT_STOPPED
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
-    return EXIT_STOPPED if stopped_marker.exists() else 0
+
+def _fault_text(fault: Fault | None) -> str | None:
+    return None if fault is None else f"{fault.rank}:{fault.epoch}:{fault.step}:{fault.kind}"
 
 
 def _root_cause(err) -> str:

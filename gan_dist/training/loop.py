@@ -1,39 +1,102 @@
 """The training loop: Algorithm 1 of Goodfellow et al. (2014), data-parallel via Accelerate.
 
-Every random choice (data order, noise, dropout) is a function of (seed, epoch) and the
-GLOBAL batch, never of the rank or of the RNG's history. So a run gives the same numbers on
-1 or N processes (up to summation order, with dropout off) and a resumed run repeats the
-uninterrupted one exactly.
+Every random choice is a function of (seed, epoch, step) and the GLOBAL batch, never of the
+RNG's history: data order of (seed, epoch), noise of (seed, epoch, step), dropout masks of
+(seed, epoch, step, rank). So a run gives the same numbers on 1 or N processes (up to
+summation order, with dropout off), and a run resumed at any step repeats the uninterrupted
+one exactly without replaying anything.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 
 from gan_dist import __version__
-from gan_dist.config import TrainConfig
-from gan_dist.datasets import load_dataset, to_unit_range
+from gan_dist.config import TrainConfig, check_batch_split
+from gan_dist.datasets import load_dataset
+from gan_dist.datasets.resident import DeviceData
 from gan_dist.errors import GanError
-from gan_dist.nets import build_models, describe, parameter_count
-from gan_dist.nets.generator_io import save_generator
+from gan_dist.nets import NetSpec, build_models, parameter_count
 from gan_dist.rundir import RunDir
 from gan_dist.training.checkpoint import load_checkpoint, save_checkpoint
 from gan_dist.training.steps import d_step, g_step, generator_forwards
-from gan_dist.training.stopping import EXIT_STOPPED, StopRequest
+from gan_dist.training.stopping import EXIT_STOPPED, agree_to_stop
 
 SAMPLE_GRID = 64  # fixed-noise images per grid (8 x 8)
+StopCheck = Callable[[], bool]
+FaultHook = Callable[[int, int, int], "str | None"]
 
 
-# ---- randomness as a function of (seed, epoch) --------------------------------------------
-def epoch_generator(seed: int, epoch: int, device) -> torch.Generator:
-    return torch.Generator(device=device).manual_seed(seed * 1_000_003 + epoch)
+# ---- the networks and their optimisers, as one bundle ---------------------------------------
+@dataclass
+class Models:
+    """G and D as prepared by Accelerate (DDP-wrapped when distributed), their plain modules,
+    their optimisers and the spec that built them. G and D are prepared separately: one DDP
+    wrapper holding both breaks the reducer."""
+
+    G: torch.nn.Module
+    D: torch.nn.Module
+    G_plain: torch.nn.Module
+    D_plain: torch.nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    spec: NetSpec
+    ema: torch.nn.Module | None = None  # room for an EMA copy of G
+
+
+def build_training_models(cfg: TrainConfig, spec: NetSpec, accelerator) -> Models:
+    torch.manual_seed(cfg.seed)  # same initial weights on every process
+    G, D = build_models(spec)
+    fused = {"fused": True} if accelerator.device.type in ("cuda", "cpu") else {}
+    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), **fused)
+    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), **fused)
+    if cfg.compile:
+        # Module.compile() compiles __call__ in place: state_dict keys stay the same, so
+        # checkpoints move freely between compiled and eager runs.
+        G.compile()
+        D.compile()
+    G, D, opt_g, opt_d = accelerator.prepare(G, D, opt_g, opt_d)
+    return Models(G, D, accelerator.unwrap_model(G), accelerator.unwrap_model(D), opt_g, opt_d, spec)
+
+
+# ---- randomness as a function of (seed, epoch, step) ----------------------------------------
+def stream_seed(seed: int, *parts) -> int:
+    """A 63-bit seed for one named stream, e.g. (seed, "noise", epoch, step)."""
+    digest = hashlib.blake2b(repr((seed, *parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+class StepRandomness:
+    """Data order, noise and dropout seeds, each derivable at any (epoch, step)."""
+
+    def __init__(self, seed: int, device: torch.device):
+        self.seed = seed
+        self.device = device
+        self.generator = torch.Generator(device=device)
+
+    def order(self, epoch: int, dataset_size: int, steps: int, global_batch: int) -> torch.Tensor:
+        """(steps, global_batch) dataset indices of the epoch's global batches."""
+        self.generator.manual_seed(stream_seed(self.seed, "order", epoch))
+        perm = torch.randperm(dataset_size, generator=self.generator, device=self.device)
+        return perm[: steps * global_batch].view(steps, global_batch)
+
+    def noise(self, epoch: int, step: int, global_batch: int, latent_dim: int) -> torch.Tensor:
+        """(2, global_batch, latent_dim): z for the D step and z for the G step."""
+        self.generator.manual_seed(stream_seed(self.seed, "noise", epoch, step))
+        return torch.randn(2, global_batch, latent_dim, generator=self.generator, device=self.device)
+
+    def seed_dropout(self, epoch: int, step: int, rank: int) -> None:
+        """Dropout draws from the global RNG: seed it per (epoch, step, rank)."""
+        torch.manual_seed(stream_seed(self.seed, "dropout", epoch, step, rank))
 
 
 def fixed_noise(seed: int, latent_dim: int, device) -> torch.Tensor:
@@ -58,33 +121,44 @@ class Shard:
         return slice(self.rank * b, (self.rank + 1) * b)
 
 
-def run_epoch(cfg: TrainConfig, epoch: int, models, images_u8, shard: Shard, accelerator, on_step=None):
-    """Train one epoch; statistics stay on the device until the end (no host sync)."""
-    G, D, G_plain, D_plain, opt_g, opt_d = models
-    device = images_u8.device
-    gen = epoch_generator(cfg.seed, epoch, device)
-    steps = len(images_u8) // cfg.batch_size
-    order = torch.randperm(len(images_u8), generator=gen, device=device)[: steps * cfg.batch_size]
-    order = order.view(steps, cfg.batch_size)[:, shard.rows()]  # (steps, per_process_batch)
-    noise_d = torch.randn(steps, cfg.batch_size, cfg.latent_dim, generator=gen, device=device)[:, shard.rows()]
-    noise_g = torch.randn(steps, cfg.batch_size, cfg.latent_dim, generator=gen, device=device)[:, shard.rows()]
-    # dropout masks: per (seed, epoch, rank), so resume is exact
-    torch.manual_seed(cfg.seed * 1_000_003 + epoch * 1_009 + shard.rank + 1)
-    sums = torch.zeros(4, device=device)  # d_loss, d_real, d_fake, g_loss
-    g_steps = 0
-    for step in range(steps):
+# ---- one epoch ------------------------------------------------------------------------------
+@dataclass
+class EpochProgress:
+    """Statistics of the epoch in progress, kept on the device (no host sync per step)."""
+
+    sums: torch.Tensor  # (4,): d_loss, d_real, d_fake, g_loss summed over steps
+    steps_done: int = 0
+    g_steps: int = 0
+
+    @classmethod
+    def fresh(cls, device) -> "EpochProgress":
+        return cls(torch.zeros(4, device=device))
+
+
+def run_epoch(cfg: TrainConfig, epoch: int, models: Models, data: DeviceData, shard: Shard,
+              accelerator, *, rng: StepRandomness | None = None, progress: EpochProgress | None = None,
+              fault: FaultHook | None = None) -> EpochProgress:
+    """Train the steps of `epoch` from `progress.steps_done` on; returns the progress."""
+    device = accelerator.device
+    rng = rng or StepRandomness(cfg.seed, device)
+    progress = progress or EpochProgress.fresh(device)
+    steps = len(data) // cfg.batch_size
+    order = rng.order(epoch, len(data), steps, cfg.batch_size)[:, shard.rows()]  # (steps, per_process)
+    for step in range(progress.steps_done, steps):
+        poison = float("nan") if fault is not None and fault(shard.rank, epoch, step) == "nan" else None
         g_turn = (step + 1) % cfg.k_disc == 0  # Algorithm 1: k D steps, then one G step
-        fake_for_d, fake_for_g = generator_forwards(G, G_plain, noise_d[step], noise_g[step] if g_turn else None,
+        z = rng.noise(epoch, step, cfg.batch_size, cfg.latent_dim)[:, shard.rows()]
+        rng.seed_dropout(epoch, step, shard.rank)
+        fake_for_d, fake_for_g = generator_forwards(models.G, models.G_plain, z[0], z[1] if g_turn else None,
                                                     accelerator)
-        real = to_unit_range(images_u8[order[step]])
-        d_loss, d_real, d_fake = d_step(D, opt_d, real, fake_for_d, accelerator)
-        sums[:3] += torch.stack([d_loss, d_real, d_fake])
+        real, _ = data.batch(order[step])
+        d_loss, d_real, d_fake = d_step(models.D, models.opt_d, real, fake_for_d, accelerator, poison=poison)
+        progress.sums[:3] += torch.stack([d_loss, d_real, d_fake])
         if g_turn:
-            sums[3] += g_step(fake_for_g, D_plain, opt_g, cfg.loss, accelerator)
-            g_steps += 1
-        if on_step is not None:
-            on_step(step + 1, steps)
-    return sums, steps, max(g_steps, 1)
+            progress.sums[3] += g_step(fake_for_g, models.D_plain, models.opt_g, cfg.loss, accelerator)
+            progress.g_steps += 1
+        progress.steps_done = step + 1
+    return progress
 
 
 # ---- the run ------------------------------------------------------------------------------
@@ -105,131 +179,140 @@ def environment(accelerator) -> dict:
     return {"gan_dist": __version__, "python": platform.python_version(), "torch": torch.__version__,
             "accelerate": accelerate.__version__, "device": device.type, "device_name": name,
             "hostname": socket.gethostname(), "platform": platform.platform(),
-            "num_nodes": int(os.environ.get("GROUP_WORLD_SIZE", "1") or 1),
-            "threads_per_process": torch.get_num_threads(),
+            "num_nodes": num_nodes(), "threads_per_process": torch.get_num_threads(),
             "distributed_type": str(accelerator.distributed_type)}
 
 
-def train(cfg: TrainConfig) -> int:
+def num_nodes() -> int:
+    return int(os.environ.get("GROUP_WORLD_SIZE", "1") or 1)  # set by the elastic agent
+
+
+@dataclass
+class RunState:
+    """What a checkpoint restores besides weights, optimisers and RNG."""
+
+    epoch: int = 0  # completed epochs
+    history: list[dict] = field(default_factory=list)  # metrics rows so far
+
+    @property
+    def elapsed(self) -> float:
+        return self.history[-1]["elapsed_seconds"] if self.history else 0.0
+
+
+def train(cfg: TrainConfig, *, should_stop: StopCheck = lambda: False, fault: FaultHook | None = None) -> int:
     """Train per `cfg` (resume from `cfg.resume` when it names a checkpoint). Returns the
-    exit code: 0 finished, EXIT_STOPPED after a stop request (checkpoint saved)."""
-    stop = StopRequest()
-    stop.install()
+    exit code: 0 finished, EXIT_STOPPED after a stop request (checkpoint saved).
+
+    should_stop: asked once per epoch on every process; see training/stopping.py for its
+    contract. fault: a test hook called before every step (training/faults.py)."""
     accelerator = make_accelerator(cfg)
     world, rank = accelerator.num_processes, accelerator.process_index
-    if cfg.batch_size % world:
-        raise GanError(f"--batch-size {cfg.batch_size} cannot be split evenly over {world} processes: "
-                       f"use a multiple of {world}")
+    check_batch_split(cfg.batch_size, world)
     shard = Shard(rank, world, cfg.batch_size)
-    data = load_dataset(cfg.dataset, cfg.data_dir)
-    if len(data.images) < cfg.batch_size:
-        raise GanError(f"--batch-size {cfg.batch_size} is larger than the dataset ({len(data.images)} images)")
-    device = accelerator.device
-    images_u8 = torch.from_numpy(data.images).to(device)  # (N, C, H, W) uint8, resident
-
-    torch.manual_seed(cfg.seed)  # same initial weights on every process
-    G, D = build_models(cfg.arch, latent_dim=cfg.latent_dim, image_shape=data.shape, d_dropout=cfg.d_dropout)
-    fused = {"fused": True} if device.type in ("cuda", "cpu") else {}
-    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), **fused)
-    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), **fused)
-    if cfg.compile:
-        # Module.compile() compiles __call__ in place: state_dict keys stay the same, so
-        # checkpoints move freely between compiled and eager runs.
-        G.compile()
-        D.compile()
-    # G and D prepared as separate models: one DDP wrapper holding both breaks the reducer.
-    G, D, opt_g, opt_d = accelerator.prepare(G, D, opt_g, opt_d)
-    G_plain, D_plain = accelerator.unwrap_model(G), accelerator.unwrap_model(D)
-    models = (G, D, G_plain, D_plain, opt_g, opt_d)
+    image_set = load_dataset(cfg.dataset, cfg.data_dir)
+    if len(image_set.images) < cfg.batch_size:
+        raise GanError(f"--batch-size {cfg.batch_size} is larger than the dataset ({len(image_set.images)} images)")
+    data = DeviceData(image_set, accelerator.device)
+    spec = NetSpec(arch=cfg.arch, latent_dim=cfg.latent_dim, image_shape=data.shape, d_dropout=cfg.d_dropout,
+                   fast_dropout=cfg.fast_dropout)
+    models = build_training_models(cfg, spec, accelerator)
 
     run = RunDir(cfg.run_dir, is_main=accelerator.is_main_process)
-    history: list[dict] = []
-    start_epoch = 0
+    state = RunState()
     if cfg.resume:
-        state = load_checkpoint(accelerator, Path(cfg.resume))
-        start_epoch, history = int(state["epoch"]), list(state["history"])
-        run.rewrite_metrics(history)  # every epoch once; drops rows past the checkpoint
+        saved = load_checkpoint(accelerator, Path(cfg.resume))
+        state = RunState(int(saved["epoch"]), list(saved["history"]))
+        run.rewrite_metrics(state.history)  # every epoch once; drops rows past the checkpoint
     else:
         run.create()
-    run.write_config({**cfg.to_dict(), "resume": None, "world_size": world,
-                      "per_process_batch": shard.per_process_batch,
-                      "steps_per_epoch": len(images_u8) // cfg.batch_size,
-                      "dataset_size": len(images_u8), "image_shape": list(data.shape),
-                      "parameters": {"generator": parameter_count(G_plain), "discriminator": parameter_count(D_plain)},
-                      "architecture": {"generator": describe(G_plain), "discriminator": describe(D_plain)},
-                      "env": environment(accelerator)})
-    run.write_status("running", epoch=start_epoch, epochs=cfg.epochs)
-    accelerator.wait_for_everyone()
+    from gan_dist.nets.describe import describe_models
 
+    steps = len(data) // cfg.batch_size
+    run.write_config({**cfg.to_dict(), "resume": None, "world_size": world,
+                      "per_process_batch": shard.per_process_batch, "steps_per_epoch": steps,
+                      "dataset_size": len(data), "image_shape": list(data.shape),
+                      "parameters": {"generator": parameter_count(models.G_plain),
+                                     "discriminator": parameter_count(models.D_plain)},
+                      "architecture": describe_models(models.G_plain, models.D_plain),
+                      "env": environment(accelerator)})
+    where = {"world_size": world, "num_nodes": num_nodes()}
+    run.append_event("resume" if cfg.resume else "start", epoch=state.epoch, step=0, **where)
+    run.write_status("running", epoch=state.epoch, epochs=cfg.epochs)
+    accelerator.wait_for_everyone()
+    try:
+        code = _train_epochs(cfg, accelerator, models, data, shard, run, state, should_stop, fault)
+    except BaseException as err:
+        run.append_event("failed", epoch=state.epoch, step=0, reason=f"{type(err).__name__}: {err}", **where)
+        run.write_status("failed", epoch=state.epoch, epochs=cfg.epochs)
+        raise
+    if code == 0:
+        run.save_generator(models.G_plain, spec, cfg.epochs, final=True)
+        run.write_status("finished", epoch=cfg.epochs, epochs=cfg.epochs)
+        run.append_event("finish", epoch=cfg.epochs, step=0, **where)
+    else:
+        run.append_event("stop", epoch=state.epoch, step=0, reason="stop request", **where)
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return code
+
+
+def _train_epochs(cfg, accelerator, models: Models, data: DeviceData, shard: Shard, run: RunDir, state: RunState,
+                  should_stop: StopCheck, fault: FaultHook | None) -> int:
+    device = accelerator.device
+    rng = StepRandomness(cfg.seed, device)
     z_fixed = fixed_noise(cfg.seed, cfg.latent_dim, device)
-    elapsed = history[-1]["elapsed_seconds"] if history else 0.0
-    progress = _progress(accelerator.is_main_process)
-    code = 0
-    with progress:
-        task = progress.add_task("epoch", total=cfg.epochs, completed=start_epoch)
-        for epoch in range(start_epoch + 1, cfg.epochs + 1):
-            _maybe_inject_failure(rank, epoch)
+    elapsed = state.elapsed
+    bar = _progress(accelerator.is_main_process)
+    with bar:
+        task = bar.add_task("epoch", total=cfg.epochs, completed=state.epoch)
+        for epoch in range(state.epoch + 1, cfg.epochs + 1):
             tic = time.perf_counter()
-            sums, steps, g_steps = run_epoch(cfg, epoch, models, images_u8, shard, accelerator)
-            sums = accelerator.reduce(sums, reduction="mean")  # mean over processes
+            progress = run_epoch(cfg, epoch, models, data, shard, accelerator, rng=rng, fault=fault)
+            sums = accelerator.reduce(progress.sums, reduction="mean")  # mean over processes
+            steps, g_steps = progress.steps_done, max(progress.g_steps, 1)
             # .tolist() is the epoch's one host sync: on a GPU the clock stops only after the work
             d_loss, d_real, d_fake, g_loss = (sums / torch.tensor([steps, steps, steps, g_steps], device=device)).tolist()
             seconds = accelerator.reduce(torch.tensor([time.perf_counter() - tic], device=device), "mean").item()
             elapsed += seconds
             row = {"epoch": epoch, "g_loss": g_loss, "d_loss": d_loss, "d_real": d_real, "d_fake": d_fake,
                    "seconds": seconds, "images_per_second": steps * cfg.batch_size / seconds,
-                   "world_size": world, "steps": steps, "elapsed_seconds": elapsed}
-            history.append(row)
+                   "world_size": shard.world, "steps": steps, "elapsed_seconds": elapsed}
+            state.history.append(row)
+            state.epoch = epoch
             run.append_metrics(row)
             if epoch in cfg.saved_epochs():
-                _save_samples(run, G_plain, z_fixed, epoch, cfg, data.shape, accelerator)
+                _save_samples(run, models, z_fixed, epoch)
             if epoch in cfg.eval_epochs and accelerator.is_main_process:
-                _evaluate(run, G_plain, epoch)
-            stopping = stop.agreed(accelerator) and epoch < cfg.epochs
-            save_checkpoint(accelerator, run.checkpoints, epoch, {"epoch": epoch, "history": history,
-                            "world_size": world, "config": cfg.to_dict()}, keep=cfg.keep_checkpoints)
+                _evaluate(run, models.G_plain, epoch)
+            stopping = agree_to_stop(accelerator, should_stop()) and epoch < cfg.epochs
+            save_checkpoint(accelerator, run, epoch, {"epoch": epoch, "history": state.history,
+                            "world_size": shard.world, "config": cfg.to_dict()}, keep=cfg.keep_checkpoints)
             run.write_status("running", epoch=epoch, epochs=cfg.epochs)
-            progress.update(task, completed=epoch, refresh=True,
-                            description=f"epoch {epoch}/{cfg.epochs}  G {g_loss:.3f}  D {d_loss:.3f}  {row['images_per_second']:,.0f} img/s")
+            bar.update(task, completed=epoch, refresh=True,
+                       description=f"epoch {epoch}/{cfg.epochs}  G {g_loss:.3f}  D {d_loss:.3f}  "
+                                   f"{row['images_per_second']:,.0f} img/s")
             if stopping:
-                code = EXIT_STOPPED
                 run.write_status("stopped", epoch=epoch, epochs=cfg.epochs)
-                break
-    if code == 0:
-        if accelerator.is_main_process:
-            save_generator(G_plain, run.generator_file(), arch=cfg.arch, latent_dim=cfg.latent_dim,
-                           image_shape=data.shape, epoch=cfg.epochs)
-        run.write_status("finished", epoch=cfg.epochs, epochs=cfg.epochs)
-    accelerator.wait_for_everyone()
-    accelerator.end_training()
-    return code
+                return EXIT_STOPPED
+    return 0
 
 
-def _save_samples(run: RunDir, G_plain, z_fixed, epoch: int, cfg: TrainConfig, shape, accelerator) -> None:
-    if not accelerator.is_main_process:
+def _save_samples(run: RunDir, models: Models, z_fixed, epoch: int) -> None:
+    if not run.is_main:
         return
-    from torchvision.utils import save_image
-
-    G_plain.eval()
+    G = models.G_plain
+    G.eval()
     with torch.no_grad():
-        images = G_plain(z_fixed).float().cpu()
-    G_plain.train()
-    save_image(images, run.sample_png(epoch), nrow=8, normalize=True, value_range=(-1, 1))
-    save_generator(G_plain, run.generator_file(epoch), arch=cfg.arch, latent_dim=cfg.latent_dim,
-                   image_shape=shape, epoch=epoch)
+        images = G(z_fixed).float().cpu()
+    G.train()
+    run.save_sample_grid(epoch, images, nrow=8)
+    run.save_generator(G, models.spec, epoch)
 
 
 def _evaluate(run: RunDir, G_plain, epoch: int) -> None:
     from gan_dist.metrics.quality import evaluate_generator_into_run
 
-    evaluate_generator_into_run(run.path, G_plain, epoch)
-
-
-def _maybe_inject_failure(rank: int, epoch: int) -> None:
-    """Fault injection for the tests: GAN_FAIL_AT=RANK:EPOCH makes that process fail."""
-    spec = os.environ.get("GAN_FAIL_AT")
-    if spec and spec == f"{rank}:{epoch}":
-        raise RuntimeError(f"injected failure on rank {rank} at epoch {epoch} (GAN_FAIL_AT)")
+    evaluate_generator_into_run(run, G_plain, epoch)
 
 
 def _progress(enabled: bool):

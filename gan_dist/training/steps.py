@@ -1,4 +1,8 @@
-"""The two updates of Algorithm 1: a discriminator step and a generator step."""
+"""The two updates of Algorithm 1: a discriminator step and a generator step.
+
+Labels are part of the interface from the start (StyleGAN2-ADA's loss takes `c`): `None` for
+unconditional networks, else the class of every image the network sees.
+"""
 
 from __future__ import annotations
 
@@ -7,25 +11,32 @@ import torch
 from gan_dist.training.losses import discriminator_loss, generator_loss
 
 
-def generator_forwards(G, G_plain, z_for_d, z_for_g, accelerator):
+def _call(net, x, labels):
+    return net(x) if labels is None else net(x, labels)
+
+
+def generator_forwards(G, G_plain, z_for_d, z_for_g, accelerator, labels_for_d=None, labels_for_g=None):
     """G's two forwards of a step: G(z) for the D step (no graph) and, on G's turn, G(z)
     for the G step (with graph; its backward comes after the D update, which leaves G
     unchanged). One autocast region, so mixed precision casts G's weights once, not twice."""
     with accelerator.autocast():
-        fake_for_g = G(z_for_g) if z_for_g is not None else None  # first: cached casts keep grad
+        fake_for_g = _call(G, z_for_g, labels_for_g) if z_for_g is not None else None  # first: cached casts keep grad
         with torch.no_grad():
-            fake_for_d = G_plain(z_for_d)
+            fake_for_d = _call(G_plain, z_for_d, labels_for_d)
     return fake_for_d, fake_for_g
 
 
-def d_step(D, opt_d, real, fake, accelerator):
-    """One discriminator update on a real batch and a (detached) fake one; returns
-    detached statistics. Real and fake go through D in one batch: one DDP forward, one
-    all-reduce."""
+def d_step(D, opt_d, real, fake, accelerator, labels=None, poison: float | None = None):
+    """One discriminator update on a real batch and a (detached) fake one; returns detached
+    (loss, mean D(x), mean D(G(z))). Real and fake go through D in one batch: one DDP
+    forward, one all-reduce. `labels`: the classes of torch.cat([real, fake]), or None.
+    `poison` multiplies the loss (fault injection: NaN)."""
     with accelerator.autocast():
-        logits = D(torch.cat([real, fake]))
+        logits = _call(D, torch.cat([real, fake]), labels)
         real_logits, fake_logits = logits[: len(real)], logits[len(real):]
         loss = discriminator_loss(real_logits, fake_logits)
+        if poison is not None:
+            loss = loss * poison
     opt_d.zero_grad(set_to_none=True)
     accelerator.backward(loss)
     opt_d.step()
@@ -33,7 +44,7 @@ def d_step(D, opt_d, real, fake, accelerator):
         return loss.detach().float(), torch.sigmoid(real_logits.float()).mean(), torch.sigmoid(fake_logits.float()).mean()
 
 
-def g_step(fake, D_plain, opt_g, loss_kind, accelerator):
+def g_step(fake, D_plain, opt_g, loss_kind, accelerator, labels=None):
     """One generator update from `fake` = G(z), made with its graph; returns the detached loss.
 
     D is used unwrapped, so DDP's reducer for D never sees this forward, and backward
@@ -41,7 +52,7 @@ def g_step(fake, D_plain, opt_g, loss_kind, accelerator):
     computed nor all-reduced. No `requires_grad` toggling, which would also invalidate
     (or, pytorch#139476, silently reuse) compiled graphs."""
     with accelerator.autocast():
-        loss = generator_loss(D_plain(fake), loss_kind)
+        loss = generator_loss(_call(D_plain, fake, labels), loss_kind)
     opt_g.zero_grad(set_to_none=True)
     accelerator.backward(loss, inputs=list(opt_g.param_groups[0]["params"]))
     opt_g.step()

@@ -1,32 +1,67 @@
-"""Stop requests: Slurm preemption or time limit (SIGUSR1), cancel (SIGTERM), stop files."""
+"""Stop requests: Slurm preemption or time limit (SIGUSR1), cancel (SIGTERM), stop files.
+
+Contract of a `should_stop` callable given to `train()` (StyleGAN2-ADA's abort_fn idea): it
+answers for THIS process only and may differ between processes; the loop agrees on one
+answer across processes with a collective, so every process stops at the same step.
+"""
 
 from __future__ import annotations
 
-import os
 import signal
+from collections.abc import Iterable
 from pathlib import Path
 
-import torch
-
 EXIT_STOPPED = 75  # checkpoint saved after a stop request; `--resume auto` continues
+STOP_SIGNALS = (signal.SIGUSR1, signal.SIGTERM)
 
 
-class StopRequest:
-    """Set by SIGUSR1/SIGTERM, or by a stop file (Slurm's batch script writes GAN_STOP_FILE)."""
+class _SignalScope:
+    """Inside `with`, SIGUSR1 and SIGTERM call `on_signal(name)` instead of killing the
+    process; on exit the previous handlers are restored, so nothing is left changed."""
 
-    def __init__(self):
-        self.signalled = False
-        self.files = [Path(p) for p in (os.environ.get("GAN_STOP_FILE"), os.environ.get("GAN_LAUNCHER_STOP_FILE")) if p]
+    def __enter__(self):
+        self._previous = {sig: signal.signal(sig, self._handler) for sig in STOP_SIGNALS}
+        return self
 
-    def install(self) -> None:
-        for sig in (signal.SIGUSR1, signal.SIGTERM):
-            signal.signal(sig, self._handler)
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
     def _handler(self, signum, frame) -> None:
-        self.signalled = True
+        self.on_signal(signal.Signals(signum).name)
 
-    def agreed(self, accelerator) -> bool:
-        """Collective: every process learns whether any process was asked to stop."""
-        local = self.signalled or any(f.exists() for f in self.files)
-        flag = torch.tensor([1.0 if local else 0.0], device=accelerator.device)
-        return bool(accelerator.reduce(flag, reduction="sum").item() > 0)
+    def on_signal(self, name: str) -> None:
+        raise NotImplementedError
+
+
+class StopRequest(_SignalScope):
+    """True once a stop signal arrived (inside `with`) or a stop file exists."""
+
+    def __init__(self, files: Iterable[str | Path] = ()):
+        self.files = [Path(f) for f in files if f]
+        self.signalled: str | None = None
+
+    def on_signal(self, name: str) -> None:
+        self.signalled = name
+
+    def __call__(self) -> bool:
+        return self.signalled is not None or any(f.exists() for f in self.files)
+
+
+class ForwardStopSignals(_SignalScope):
+    """In the launcher: SIGUSR1/SIGTERM write `stop_file`, which the workers watch (the
+    elastic agent would otherwise just kill them)."""
+
+    def __init__(self, stop_file: Path):
+        self.stop_file = Path(stop_file)
+
+    def on_signal(self, name: str) -> None:
+        self.stop_file.write_text(name)
+
+
+def agree_to_stop(accelerator, local: bool) -> bool:
+    """Collective: True on every process when any process was asked to stop."""
+    import torch
+
+    flag = torch.tensor([1.0 if local else 0.0], device=accelerator.device)
+    return bool(accelerator.reduce(flag, reduction="sum").item() > 0)

@@ -1,6 +1,11 @@
-"""One training process: `python -m gan_dist.training.worker CONFIG.json`, started by the launcher.
+"""One training process: `python -m gan_dist.training.worker LAUNCH.json`, started by the launcher.
 
-On failure it writes its one-line error (and the traceback) to the error file torch's
+LAUNCH.json (written by training/launch.py) holds the config, the stop files to watch, the
+fault to inject (tests) and the result file. torch's elastic agent treats every non-zero exit
+as a crash, so a stopped run (exit 75 when run directly) exits 0 here and says "stopped" in
+the result file, which the launcher turns back into 75.
+
+On failure the worker writes its one-line error (and the traceback) to the error file the
 elastic agent gives it, and exits 1 silently: the launcher prints the root cause once.
 """
 
@@ -15,10 +20,13 @@ from pathlib import Path
 
 
 def record_failure(err: BaseException) -> None:
-    message = str(err) if type(err).__name__ == "GanError" else f"{type(err).__name__}: {err}"
-    path = os.environ.get("TORCHELASTIC_ERROR_FILE")
+    from gan_dist.errors import GanError
+
+    user_error = isinstance(err, GanError)
+    message = str(err) if user_error else f"{type(err).__name__}: {err}"
+    path = os.environ.get("TORCHELASTIC_ERROR_FILE")  # the elastic agent's interface
     data = {"message": message, "timestamp": int(time.time()), "gan_time": time.time(),
-            "gan_user_error": type(err).__name__ == "GanError", "traceback": traceback.format_exc()}
+            "gan_user_error": user_error, "traceback": traceback.format_exc()}
     if path:
         Path(path).write_text(json.dumps(data))
     else:  # not under the elastic agent: say it here
@@ -27,18 +35,21 @@ def record_failure(err: BaseException) -> None:
 
 def main(argv: list[str]) -> int:
     from gan_dist.config import TrainConfig
+    from gan_dist.training.faults import Fault
     from gan_dist.training.launch import configure_threads
     from gan_dist.training.loop import train
+    from gan_dist.training.stopping import StopRequest
 
-    cfg = TrainConfig.from_dict(json.loads(Path(argv[0]).read_text()))
+    spec = json.loads(Path(argv[0]).read_text())
+    cfg = TrainConfig.from_dict(spec["config"])
+    fault = Fault.parse(spec["fault"]) if spec.get("fault") else None
     configure_threads()
     try:
-        code = train(cfg)
-        marker = os.environ.get("GAN_STOPPED_MARKER")
-        if code and marker:  # the elastic agent calls any non-zero exit a crash
-            Path(marker).touch()
-            return 0
-        return code
+        with StopRequest(spec["stop_files"]) as stop:
+            code = train(cfg, should_stop=stop, fault=fault)
+        if code:
+            Path(spec["result_file"]).write_text(json.dumps({"code": code}))
+        return 0
     except BaseException as err:  # noqa: BLE001 - every failure must reach the launcher
         if isinstance(err, SystemExit):
             raise

@@ -1,0 +1,52 @@
+"""Layer tables of any network, traced from one forward pass: for config.json and the report."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _shape(value) -> str:
+    if isinstance(value, torch.Tensor):
+        return "(B, " + ", ".join(str(d) for d in value.shape[1:]) + ")" if value.ndim > 1 else "(B,)"
+    return "—"
+
+
+@torch.no_grad()
+def layer_table(module: nn.Module, *inputs: torch.Tensor) -> list[dict]:
+    """One row per leaf layer in call order: {"layer", "output", "parameters"}.
+
+    Traced with forward hooks on a batch of 2 in eval mode, so it works for every
+    architecture without the network listing itself; the module's mode is restored."""
+    rows: list[dict] = []
+    hooks = []
+    for leaf in (m for m in module.modules() if not list(m.children())):
+        def record(layer, _args, output, rows=rows):
+            rows.append({"layer": _layer_text(layer), "output": _shape(output),
+                         "parameters": sum(p.numel() for p in layer.parameters(recurse=False))})
+        hooks.append(leaf.register_forward_hook(record))
+    was_training = module.training
+    module.eval()
+    try:
+        module(*inputs)
+    finally:
+        module.train(was_training)
+        for hook in hooks:
+            hook.remove()
+    return rows
+
+
+def _layer_text(layer: nn.Module) -> str:
+    extra = layer.extra_repr()
+    return f"{type(layer).__name__}({extra})" if extra else type(layer).__name__
+
+
+def describe_models(G: nn.Module, D: nn.Module) -> dict[str, list[dict]]:
+    """Both networks' tables from example inputs built from the generator's own declarations."""
+    device = next(G.parameters()).device
+    z = torch.zeros(2, G.latent_dim, device=device)
+    labels = torch.zeros(2, dtype=torch.long, device=device) if G.num_classes else None
+    g_args = (z, labels) if labels is not None else (z,)
+    images = torch.zeros(2, *G.image_shape, device=device)
+    d_args = (images, labels) if labels is not None else (images,)
+    return {"generator": layer_table(G, *g_args), "discriminator": layer_table(D, *d_args)}
