@@ -138,3 +138,19 @@ def test_real_1_vs_2_processes(tmp_path):
     report = subprocess.run([sys.executable, "-m", "gan_dist", "report", str(tmp_path / "p2")],
                             capture_output=True, text=True, check=False)
     assert report.returncode == 0 and "world size 2" in pdf_text(tmp_path / "p2" / "report.pdf")
+
+
+def test_a_custom_template_cannot_load_files_outside_the_runs(tmp_path):
+    from PIL import Image
+
+    a, b = write_run(tmp_path, name="a", quality=False), write_run(tmp_path, name="b", quality=False)
+    outside = tmp_path / "outside.png"
+    Image.new("RGB", (50, 50), "red").save(outside)
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "compare.html").write_text(
+        f'<html><body><p>Custom {{{{ labels | join(" vs ") }}}}</p><img src="{outside.as_uri()}">'
+        f'<img src="file:///etc/passwd"><img src="{(b / "samples" / "epoch_0010.png").as_uri()}"></body></html>')
+    pdf = render_compare([a, b], tmp_path / "c.pdf", template_dir=templates)
+    assert "Custom a vs b" in pdf_text(pdf)
+    assert pdf_images(pdf) == [(242, 242)]  # only the file inside a run directory was loaded

@@ -118,7 +118,8 @@ def test_report_of_a_real_run_shows_its_own_figures(tmp_path):
                    f"{row['g_loss']:.4f}, Discriminator loss: {row['d_loss']:.4f}")
         assert (caption in flat) == (row["epoch"] in (2, 4, 6)), caption
     assert "nearest saved" not in flat
-    assert "MLP networks" in flat and "1,486,352 parameters" in flat
+    assert "MLP networks" in flat and "Linear(100, 256) (B, 256) 25,856" in flat  # layer table
+    assert "1,486,352" in flat and "1,460,225" in flat  # parameter totals
     assert "Test Student" in flat
     assert flat.startswith("Generative Adversarial Networks on MNIST (5,000-image sample)")
     images = subprocess.run(["pdfimages", "-list", str(run / "report.pdf")], capture_output=True, text=True,
