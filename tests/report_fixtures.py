@@ -133,3 +133,14 @@ def events_stop_resume(t0: float = 1_700_000_000.0) -> list[dict]:
         {"event": "resume", "time": t0 + 4000.0, "epoch": 40, "step": 120, "world_size": 4, "num_nodes": 2},
         {"event": "finish", "time": t0 + 5300.0, "epoch": 100, "step": 0, "world_size": 4, "num_nodes": 2},
     ]
+
+
+def hostile_template(root: Path, name: str, body: str) -> Path:
+    """A --template-dir holding one template `name` whose `body` may name OUTSIDE, a real image
+    outside every run directory (root/outside.png, 50x50) that must never be loaded."""
+    outside = root / "outside.png"
+    Image.new("RGB", (50, 50), "red").save(outside)
+    templates = root / "templates"
+    templates.mkdir()
+    (templates / name).write_text(body.replace("OUTSIDE", outside.as_uri()))
+    return templates

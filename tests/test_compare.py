@@ -18,7 +18,7 @@ from gan_dist.cli import app
 from gan_dist.report.compare import render_compare
 
 sys.path.insert(0, str(Path(__file__).parent))
-from report_fixtures import metrics_row, write_run
+from report_fixtures import hostile_template, metrics_row, write_run
 
 pytestmark = pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs poppler-utils")
 NAME = "<b>x</b>"
@@ -141,16 +141,10 @@ def test_real_1_vs_2_processes(tmp_path):
 
 
 def test_a_custom_template_cannot_load_files_outside_the_runs(tmp_path):
-    from PIL import Image
-
     a, b = write_run(tmp_path, name="a", quality=False), write_run(tmp_path, name="b", quality=False)
-    outside = tmp_path / "outside.png"
-    Image.new("RGB", (50, 50), "red").save(outside)
-    templates = tmp_path / "templates"
-    templates.mkdir()
-    (templates / "compare.html").write_text(
-        f'<html><body><p>Custom {{{{ labels | join(" vs ") }}}}</p><img src="{outside.as_uri()}">'
-        f'<img src="file:///etc/passwd"><img src="{(b / "samples" / "epoch_0010.png").as_uri()}"></body></html>')
+    templates = hostile_template(tmp_path, "compare.html", (
+        '<html><body><p>Custom {{ labels | join(" vs ") }}</p><img src="OUTSIDE">'
+        f'<img src="file:///etc/passwd"><img src="{(b / "samples" / "epoch_0010.png").as_uri()}"></body></html>'))
     pdf = render_compare([a, b], tmp_path / "c.pdf", template_dir=templates)
     assert "Custom a vs b" in pdf_text(pdf)
     assert pdf_images(pdf) == [(242, 242)]  # only the file inside a run directory was loaded

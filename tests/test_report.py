@@ -19,7 +19,14 @@ from gan_dist.report.rundata import load_run
 
 sys.path.insert(0, str(Path(__file__).parent))
 from helpers import assert_no_latex, pdf_images, pdf_pages, pdf_rows, pdf_text
-from report_fixtures import CLASSES, dcgan_config, events_stop_resume, metrics_row, write_run
+from report_fixtures import (
+    CLASSES,
+    dcgan_config,
+    events_stop_resume,
+    hostile_template,
+    metrics_row,
+    write_run,
+)
 
 pytestmark = pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs poppler-utils")
 AUTHOR = "<b>Eve</b> & <script>"
@@ -102,14 +109,10 @@ def test_partial_truncated_run_is_reported_and_marked(tmp_path):
 
 def test_template_dir_cannot_read_outside_files(tmp_path):
     run = write_run(tmp_path)
-    outside = tmp_path / "outside.png"
-    Image.new("RGB", (50, 50), "red").save(outside)
-    templates = tmp_path / "templates"
-    templates.mkdir()
-    (templates / "report.html").write_text(
-        f'<html><head><link rel="stylesheet" href="file:///etc/hostname"></head><body>'
-        f'<p>Custom {{{{ title }}}}</p><img src="{outside.as_uri()}"><img src="file:///etc/passwd">'
-        f'<img src="http://example.com/x.png"><img src="samples/epoch_0010.png"></body></html>')
+    templates = hostile_template(tmp_path, "report.html", (
+        '<html><head><link rel="stylesheet" href="file:///etc/hostname"></head><body>'
+        '<p>Custom {{ title }}</p><img src="OUTSIDE"><img src="file:///etc/passwd">'
+        '<img src="http://example.com/x.png"><img src="samples/epoch_0010.png"></body></html>'))
     pdf = render_report(run, template_dir=templates, title="T")
     assert "Custom T" in pdf_text(pdf)
     assert pdf_images(pdf) == [(242, 242)]  # only the run's own file was loaded
