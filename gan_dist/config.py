@@ -34,16 +34,18 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 def option(default: Any, help: str, *, label: str | None = None, resumable: bool = False,
-           toml: bool = True, choices: typing.Sequence[str] = ()) -> Any:
+           tunable: bool = False, toml: bool = True, choices: typing.Sequence[str] = ()) -> Any:
     """Declare one option.
 
     help: the `--help` text. label: its row in the report's configuration table (None: not
     shown). resumable: a resumed run may change it (topology, length, what is written);
-    everything that shapes the optimisation stays as the run began. toml: allowed in --config.
-    choices: the names it accepts (validated, listed in --help, suggested on a typo).
+    everything that shapes the optimisation stays as the run began, except that a `tunable`
+    option may change on a resume given --allow-changes (a lower --lr after a divergence).
+    toml: allowed in --config. choices: the names it accepts (validated, listed in --help,
+    suggested on a typo).
     """
     return field(default=default, metadata={"help": help, "label": label, "resumable": resumable,
-                                            "toml": toml, "choices": tuple(choices)})
+                                            "tunable": tunable, "toml": toml, "choices": tuple(choices)})
 
 
 @dataclass(frozen=True)
@@ -56,23 +58,23 @@ class TrainConfig:
     arch: str = option("mlp", "Network architecture: " + " | ".join(tuple(ARCHS)) + ".",
                        label="Architecture", choices=tuple(ARCHS))
     loss: str = option("nonsaturating", "Generator loss: nonsaturating | minimax.",
-                       label="Generator loss", choices=LOSSES)
+                       label="Generator loss", choices=LOSSES, tunable=True)
     k_disc: int = option(1, "Discriminator steps per generator step (Algorithm 1's k).",
-                         label="k (D steps per G step)")
-    d_dropout: float = option(0.3, "Discriminator dropout.", label="Discriminator dropout")
+                         label="k (D steps per G step)", tunable=True)
+    d_dropout: float = option(0.3, "Discriminator dropout.", label="Discriminator dropout", tunable=True)
     fast_dropout: bool = option(False, "Draw D's dropout masks on the CPU from 15-bit integer lanes: "
                                 "about 9% faster steps, p rounded to 1/32768 (0.3 -> 0.300003).",
                                 label="Fast dropout (15-bit lanes)")
     # how
     epochs: int = option(100, "Epochs to train.", label="Epochs", resumable=True)
     batch_size: int = option(100, "GLOBAL batch, split evenly over processes.", label="Global batch")
-    lr: float = option(2e-4, "Adam learning rate.", label="Adam learning rate")
-    beta1: float = option(0.5, "Adam beta1.", label="Adam β1")
-    beta2: float = option(0.999, "Adam beta2.", label="Adam β2")
+    lr: float = option(2e-4, "Adam learning rate.", label="Adam learning rate", tunable=True)
+    beta1: float = option(0.5, "Adam beta1.", label="Adam β1", tunable=True)
+    beta2: float = option(0.999, "Adam beta2.", label="Adam β2", tunable=True)
     latent_dim: int = option(100, "Size of the noise vector z.", label="Latent dimension")
     seed: int = option(0, "Seed of weights, data order, noise and dropout.", label="Seed")
     precision: str = option("no", "Mixed precision: no | bf16 | fp16.", label="Precision",
-                            choices=PRECISIONS)
+                            choices=PRECISIONS, tunable=True)
     compile: bool = option(False, "torch.compile G and D.", label="torch.compile", resumable=True)
     # where
     gpus: int | None = option(None, "Processes on this machine, one per GPU (default: all visible, else CPU).",
@@ -89,9 +91,18 @@ class TrainConfig:
     eval_epochs: tuple[int, ...] = option((), "Epochs evaluated during training (quality.jsonl).",
                                           label="Evaluated epochs", resumable=True)
     keep_checkpoints: int = option(2, "Newest checkpoints kept.", resumable=True)
+    checkpoint_minutes: float = option(30.0, "Also checkpoint every M minutes of training, mid-epoch if need be "
+                                       "(a hard kill loses at most M minutes); 0 turns it off.",
+                                       label="Checkpoint every (minutes)", resumable=True)
+    log_with: str | None = option(None, "Accelerate tracker, e.g. tensorboard (pip install 'gan_dist[tensorboard]'; "
+                                  "event files in RUN_DIR/tb), wandb, mlflow.", label="Tracker", resumable=True)
+    log_every: int = option(50, "With --log-with: losses and D outputs every N steps.", resumable=True)
     out: str = option("runs", "Parent directory of runs.", resumable=True)
     name: str = option("", "Run name (directory under --out).", resumable=True)
     resume: str | None = option(None, "auto | PATH of a run or checkpoint.", resumable=True, toml=False)
+    allow_changes: bool = option(False, "On --resume, allow changing lr, beta1, beta2, k-disc, loss, d-dropout "
+                                 "and precision (e.g. a lower --lr after a divergence); logged in events.jsonl.",
+                                 resumable=True, toml=False)
 
     # ---- conversions ---------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -125,11 +136,13 @@ class TrainConfig:
                 check_choice(key, getattr(self, key), spec.choices)
         if not is_known_dataset(self.dataset):
             check_choice("dataset", self.dataset, tuple(DATASETS))
-        for key in ("epochs", "batch_size", "k_disc", "latent_dim", "processes", "nodes", "keep_checkpoints"):
+        for key in ("epochs", "batch_size", "k_disc", "latent_dim", "processes", "nodes", "keep_checkpoints",
+                    "log_every"):
             need(getattr(self, key) >= 1, f"{flag(key)} must be at least 1, got {getattr(self, key)}")
         need(self.lr > 0, f"--lr must be positive, got {self.lr}")
         need(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "--beta1 and --beta2 must lie in [0, 1)")
         need(0 <= self.d_dropout < 1, f"--d-dropout must lie in [0, 1), got {self.d_dropout}")
+        need(self.checkpoint_minutes >= 0, f"--checkpoint-minutes must be 0 (off) or more, got {self.checkpoint_minutes}")
         need(self.gpus is None or self.gpus >= 0, f"--gpus must be 0 or more, got {self.gpus}")
         need(0 <= self.node_rank < self.nodes, f"--node-rank must lie in 0..{self.nodes - 1}, got {self.node_rank}")
         need(1 <= self.master_port <= 65535, f"--master-port must lie in 1..65535, got {self.master_port}")
@@ -171,6 +184,7 @@ class OptionSpec:
     help: str
     label: str | None
     resumable: bool
+    tunable: bool
     toml: bool
     choices: tuple[str, ...]
 
@@ -193,12 +207,14 @@ def _option_table() -> dict[str, OptionSpec]:
         kind, nullable = _kind(hints[f.name])
         assert kind in (bool, int, float, str, tuple), f"option {f.name}: unsupported type {hints[f.name]}"
         table[f.name] = OptionSpec(f.name, kind, nullable, f.default, f.metadata["help"], f.metadata["label"],
-                                   f.metadata["resumable"], f.metadata["toml"], f.metadata["choices"])
+                                   f.metadata["resumable"], f.metadata["tunable"], f.metadata["toml"],
+                                   f.metadata["choices"])
     return table
 
 
 OPTIONS: dict[str, OptionSpec] = _option_table()
 RESUMABLE = frozenset(k for k, spec in OPTIONS.items() if spec.resumable)
+TUNABLE = frozenset(k for k, spec in OPTIONS.items() if spec.tunable)
 
 
 def coerce_value(key: str, value: Any, source: str) -> Any:

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from gan_dist.epochs import epoch_tag, parse_epoch_tag
+from gan_dist.epochs import checkpoint_tag, epoch_tag, parse_checkpoint_tag, parse_epoch_tag
 
 METRICS = "metrics.jsonl"
 QUALITY = "quality.jsonl"
@@ -102,9 +102,15 @@ def epoch_files(folder: Path, suffix: str) -> dict[int, Path]:
     return dict(sorted(found.items()))
 
 
-def complete_checkpoints(folder: Path) -> list[tuple[int, Path]]:
-    """(epoch, path) of every complete checkpoint folder in `folder`, oldest first."""
-    return [(e, p) for e, p in epoch_files(folder, "").items() if (p / CHECKPOINT_STATE).is_file()]
+def complete_checkpoints(folder: Path) -> list[tuple[tuple[int, int], Path]]:
+    """((whole epochs done, steps into the next), path) of every complete checkpoint folder
+    in `folder`, oldest first."""
+    found = []
+    for path in Path(folder).glob("epoch_*"):
+        position = parse_checkpoint_tag(path.name)
+        if position is not None and (path / CHECKPOINT_STATE).is_file():
+            found.append((position, path))
+    return sorted(found)
 
 
 class RunDir:
@@ -126,12 +132,12 @@ class RunDir:
             return self.path / GENERATOR
         return self.generators / f"{epoch_tag(epoch)}.safetensors"
 
-    def checkpoint_dir(self, epoch: int) -> Path:
-        return self.checkpoints / epoch_tag(epoch)
+    def checkpoint_dir(self, epochs_done: int, step: int = 0) -> Path:
+        return self.checkpoints / checkpoint_tag(epochs_done, step)
 
-    def checkpoint_tmp(self, epoch: int) -> Path:
+    def checkpoint_tmp(self, epochs_done: int, step: int = 0) -> Path:
         """Where every process writes a checkpoint before it is published."""
-        return self.checkpoints / f".tmp-{epoch_tag(epoch)}"
+        return self.checkpoints / f".tmp-{checkpoint_tag(epochs_done, step)}"
 
     # ---- writes (main process only) ----------------------------------------------------
     def create(self) -> None:
@@ -196,20 +202,20 @@ class RunDir:
         save_generator(generator, self.generator_file(None if final else epoch), spec=spec, epoch=epoch)
 
     # ---- checkpoints -------------------------------------------------------------------
-    def prepare_checkpoint(self, epoch: int) -> Path:
+    def prepare_checkpoint(self, epochs_done: int, step: int = 0) -> Path:
         """An empty temp folder for the processes to write into (leftovers of a killed save go)."""
-        tmp = self.checkpoint_tmp(epoch)
+        tmp = self.checkpoint_tmp(epochs_done, step)
         if self.is_main:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
         return tmp
 
-    def publish_checkpoint(self, epoch: int, state: dict[str, Any], *, keep: int) -> Path:
+    def publish_checkpoint(self, epochs_done: int, step: int, state: dict[str, Any], *, keep: int) -> Path:
         """Add the state file, rename the temp folder into place, drop all but the newest `keep`."""
-        final = self.checkpoint_dir(epoch)
+        final = self.checkpoint_dir(epochs_done, step)
         if not self.is_main:
             return final
-        tmp = self.checkpoint_tmp(epoch)
+        tmp = self.checkpoint_tmp(epochs_done, step)
         write_atomic(tmp / CHECKPOINT_STATE, json.dumps(state))
         if final.exists():  # an incomplete folder of the same epoch from an earlier life
             shutil.rmtree(final)

@@ -1,14 +1,22 @@
 """Where this process sits in a Slurm allocation, read from Slurm's environment variables.
 
 Owns: expanding Slurm host lists (`gpu[001-003,007],login1`), the placement of one node in a
-job (number of nodes, this node's rank, the head node used for rendezvous, a master port
-derived from the job id, GPUs on this node) and the `gan train` flags that follow from it.
+job (number of nodes, this node's rank, the head node and the address used for rendezvous, a
+master port derived from the job id, GPUs on this node) and the `gan train` flags that follow.
 
 `slurm/train.sh` runs `python -m gan_dist.slurm_env -- USER_ARGS...` inside `srun` on every
 node; it prints the placement flags for that node, one word per line (so no shell quoting is
 involved), leaving out any the user gave. On node 1 of a 2-node job with 4 GPUs per node:
 
-    --nodes 2 --node-rank 1 --master-addr gpu001 --master-port 14242 --gpus 4
+    --nodes 2 --node-rank 1 --master-addr 10.1.0.17 --master-port 14242 --gpus 4
+
+The rendezvous address is the head node's NodeAddr, the address Slurm itself reaches that
+node at, which train.sh reads once with `sinfo -N -o %N=%o` and passes in GAN_NODE_ADDRS
+("gpu017=10.1.0.17,gpu018=10.1.0.18"). A node's name need not resolve as a host name (it
+does not on the local test cluster, and on real clusters names and interfaces often differ);
+without GAN_NODE_ADDRS, or when it lacks the head node, the head node's name is used.
+SLURM_LAUNCH_NODE_IPADDR is not used: it is where `srun` ran, which is a login node when
+srun is called from an salloc shell there.
 
 Pure Python on purpose (no torch, no scontrol): it runs before the heavy imports, and the
 unit tests feed it plain dicts.
@@ -40,14 +48,11 @@ class Placement:
     hostnames: tuple[str, ...]  # every node of the step, in Slurm's order
     node_rank: int  # this node's index in `hostnames`
     gpus_per_node: int  # 0 -> train on the CPU
+    master_addr: str  # where node 0 (hostnames[0]) is reached: its NodeAddr, else its name
 
     @property
     def nodes(self) -> int:
         return len(self.hostnames)
-
-    @property
-    def master_addr(self) -> str:
-        return self.hostnames[0]
 
     @property
     def master_port(self) -> int:
@@ -143,6 +148,26 @@ def gpus_on_node(env: Mapping[str, str]) -> int:
     return 0
 
 
+def parse_node_addrs(text: str) -> dict[str, str]:
+    """'n1=10.0.0.1,n2=10.0.0.2' (sinfo's `%N=%o` lines joined by commas) -> {name: address}.
+
+    A node listed twice (it is in several partitions) must have one address."""
+    addrs: dict[str, str] = {}
+    for item in text.replace("\n", ",").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        name, sep, addr = item.partition("=")
+        name, addr = name.strip(), addr.strip()
+        if not sep or not name or not addr or " " in addr:
+            raise SlurmEnvError(f"bad entry {item!r} in GAN_NODE_ADDRS (want NAME=ADDRESS,...)")
+        if addrs.get(name, addr) != addr:
+            raise SlurmEnvError(f"node {name} has two addresses in GAN_NODE_ADDRS: "
+                                f"{addrs[name]} and {addr}")
+        addrs[name] = addr
+    return addrs
+
+
 def _first(env: Mapping[str, str], *names: str) -> str | None:
     for name in names:
         value = env.get(name, "").strip()
@@ -177,8 +202,10 @@ def placement_from_env(env: Mapping[str, str] | None = None) -> Placement:
         rank = int(rank_text)
     if not 0 <= rank < len(hostnames):
         raise SlurmEnvError(f"SLURM_NODEID={rank} is outside 0..{len(hostnames) - 1}")
+    addrs = parse_node_addrs(env.get("GAN_NODE_ADDRS", ""))
     return Placement(job_id=int(job_id), hostnames=hostnames, node_rank=rank,
-                     gpus_per_node=gpus_on_node(env))
+                     gpus_per_node=gpus_on_node(env),
+                     master_addr=addrs.get(hostnames[0], hostnames[0]))
 
 
 def _given(user_args: Sequence[str], option: str) -> bool:
@@ -205,16 +232,28 @@ def train_flags(placement: Placement, user_args: Sequence[str] = ()) -> list[str
     return flags
 
 
+def rendezvous_line(placement: Placement, user_args: Sequence[str] = ()) -> str:
+    """What the job log says about the rendezvous, once per job (from node 0)."""
+    own = [o for o in ("--master-addr", "--master-port") if _given(user_args, o)]
+    return (f"slurm_env: job {placement.job_id} on {placement.nodes} node(s) "
+            f"{','.join(placement.hostnames)}: rendezvous at {placement.master_addr}:"
+            f"{placement.master_port} (head node {placement.hostnames[0]})"
+            + (f", overridden by your {' '.join(own)}" if own else ""))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Print this node's `gan train` flags, one per line; argv after `--` are the user's own
     train options."""
     argv = list(sys.argv[1:] if argv is None else argv)
     user_args = argv[argv.index("--") + 1:] if "--" in argv else argv
     try:
-        flags = train_flags(placement_from_env(), user_args)
+        placement = placement_from_env()
+        flags = train_flags(placement, user_args)
     except (SlurmEnvError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if placement.node_rank == 0:  # once per job, into the job log
+        print(rendezvous_line(placement, user_args), file=sys.stderr)
     print("\n".join(flags))
     return 0
 

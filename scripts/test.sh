@@ -2,7 +2,7 @@
 # Install everything the tests need, then run them: `bash scripts/test.sh [pytest args]`.
 #
 # Debian packages (as root): poppler-utils (pdftotext/pdfimages read the reports back),
-# slurm-wlm + munge (the real one-node Slurm cluster of tests/test_slurm.py),
+# slurm-wlm + munge (the real two-node Slurm cluster of tests/test_slurm.py),
 # libharfbuzz-subset0 (WeasyPrint's fast font subsetting). Python: this package with its
 # `test` extra in ./.venv. Without root the Slurm tests skip (in CI, CI=true, they fail).
 set -euo pipefail

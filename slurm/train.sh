@@ -5,6 +5,7 @@
 #
 #   sbatch slurm/train.sh --dataset mnist --epochs 100                   # one node
 #   sbatch --nodes 2 --gpus-per-node 4 slurm/train.sh --epochs 100       # 2 nodes x 4 GPUs
+#   sbatch --nodes 2 -c 1 slurm/train.sh --cpu --dataset mnist-sample    # 2 nodes x 1 CPU process
 #   sbatch -c 2 slurm/train.sh --cpu --processes 2 --dataset mnist-sample
 #
 # Everything after the script name goes to `gan train` and wins over what this script
@@ -14,8 +15,15 @@
 #
 # Per node, `srun` starts ONE launcher (`gan train`), which spawns that node's worker
 # processes. `python -m gan_dist.slurm_env` turns Slurm's variables into the placement flags:
-# --nodes, --node-rank, --master-addr (the first node), --master-port (from the job id), and
-# --gpus N from the node's GPU allocation, or --cpu --processes 1 when it has none.
+# --nodes, --node-rank, --master-addr (the head node's NodeAddr, which this script reads with
+# sinfo and passes in GAN_NODE_ADDRS: node names need not resolve as host names),
+# --master-port (from the job id), and --gpus N from the node's GPU allocation, or --cpu
+# --processes 1 when it has none. All nodes write into one run directory on a shared file system.
+#
+# One node's training process dying ends the job: that node prints the cause once, the others
+# stop at once (their sockets close); a process that goes silent is given up after
+# GAN_COLLECTIVE_TIMEOUT (600 s), and srun kills launchers still running GAN_SRUN_WAIT (60 s)
+# after the first one ended. Resume with a new job: GAN_NAME=slurm-<that job id> sbatch ...
 #
 # Run directory: $GAN_OUT/$GAN_NAME, default runs/slurm-<job id>, always with --resume auto,
 # so a requeued job (same job id) continues its own run.
@@ -23,14 +31,16 @@
 # Preemption and time limits: Slurm sends SIGUSR1 to this script 300 s before the time limit
 # (--signal=B:USR1@300; preemption tools and `scancel --batch --signal=USR1 JOBID` do the
 # same). The script writes "requeue" to $GAN_STOP_FILE; at the end of the epoch in progress
-# every process saves a complete checkpoint and `gan train` exits with 75; the script then
-# calls `scontrol requeue`, and the restarted job resumes from that checkpoint. SIGTERM
+# every process of every node (they agree by an all-reduce) saves a complete checkpoint and
+# `gan train` exits with 75 on each node; the script then calls `scontrol requeue`, and the
+# restarted job resumes from that checkpoint. SIGTERM
 # (`scancel JOBID`) writes "cancel": checkpoint and stop, no requeue. At most
 # $GAN_MAX_RESTARTS requeues (default 3) per job; after that the job ends with exit 75 and
 # the run can still be resumed by hand with `gan train --resume auto --out ... --name ...`.
 #
 # Environment: GAN_OUT (default runs, relative to the submit directory), GAN_NAME (default
-# slurm-$SLURM_JOB_ID), GAN_MAX_RESTARTS (3), GAN_PYTHON (python3).
+# slurm-$SLURM_JOB_ID), GAN_MAX_RESTARTS (3), GAN_SRUN_WAIT (60), GAN_COLLECTIVE_TIMEOUT (600),
+# GAN_PYTHON (python3).
 #
 #SBATCH --job-name=gan-train
 #SBATCH --nodes=1
@@ -72,9 +82,25 @@ trap 'on_signal cancel SIGTERM' TERM
 log "job $SLURM_JOB_ID restart $restarts (max $max_restarts) on ${SLURM_JOB_NODELIST:-?}"
 log "run directory $out/$name"
 
+# Rendezvous address: the head node's NodeAddr, the address Slurm itself reaches it at (node
+# names need not resolve as host names); gan_dist.slurm_env picks the head node's entry.
+if addrs=$(sinfo -h -N -n "$SLURM_JOB_NODELIST" -o '%N=%o' 2>/dev/null) && [[ -n $addrs ]]; then
+    GAN_NODE_ADDRS=$(sort -u <<<"$addrs" | paste -sd, -)
+    export GAN_NODE_ADDRS
+    log "node addresses $GAN_NODE_ADDRS"
+else
+    log "sinfo did not give the nodes' addresses; rendezvous at the head node's name"
+fi
+
 # srun since Slurm 22.05 does not inherit --cpus-per-task from sbatch.
+# One node's launcher failing: the others notice at once when its processes are gone (their
+# sockets close), else after GAN_COLLECTIVE_TIMEOUT (600 s) when one went silent; launchers
+# still running GAN_SRUN_WAIT (60) s after the first one ended are killed. Not
+# --kill-on-bad-exit: exit 75 (checkpoint saved) is a good exit, and the other nodes must
+# finish theirs (a cluster-wide KillOnBadExit=1 is overridden for that reason).
 srun --nodes="${SLURM_JOB_NUM_NODES:-1}" --ntasks="${SLURM_JOB_NUM_NODES:-1}" --ntasks-per-node=1 \
     ${SLURM_CPUS_PER_TASK:+--cpus-per-task="$SLURM_CPUS_PER_TASK"} \
+    --kill-on-bad-exit=0 --wait="${GAN_SRUN_WAIT:-60}" \
     bash -c 'flags=$("$0" -m gan_dist.slurm_env -- "$@") || exit 2
              mapfile -t flags <<<"$flags"
              exec "$0" -m gan_dist train "${flags[@]}" "$@"' \

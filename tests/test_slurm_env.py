@@ -18,6 +18,7 @@ from gan_dist.slurm_env import (
     gpus_on_node,
     main,
     master_port,
+    parse_node_addrs,
     placement_from_env,
     train_flags,
 )
@@ -180,7 +181,7 @@ def test_node_rank_out_of_range_is_an_error():
 # --- the command train.sh runs --------------------------------------------------------------
 def test_main_prints_one_flag_per_line(monkeypatch, capsys):
     for key in list(os.environ):
-        if key.startswith("SLURM") or key == "CUDA_VISIBLE_DEVICES":
+        if key.startswith("SLURM") or key in ("CUDA_VISIBLE_DEVICES", "GAN_NODE_ADDRS"):
             monkeypatch.delenv(key)
     for key, value in srun_env(31, "node[01-02]", 2, 1).items():
         monkeypatch.setenv(key, value)
@@ -197,3 +198,59 @@ def test_module_outside_slurm_fails_with_one_line():
     assert proc.stdout == ""
     assert proc.stderr.startswith("error: SLURM_JOB_ID is not set")
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+# --- the rendezvous address: the head node's NodeAddr, passed by train.sh ----------------------
+def test_head_node_address_comes_from_node_addrs():
+    # The local test cluster: node names that are not host names, all on 127.0.0.1.
+    env = srun_env(12, "n[1-2]", 2, 1, GAN_NODE_ADDRS="n1=127.0.0.1,n2=127.0.0.1")
+    p = placement_from_env(env)
+    assert (p.master_addr, p.node_rank) == ("127.0.0.1", 1)
+    flags = train_flags(p)
+    assert flags[flags.index("--master-addr") + 1] == "127.0.0.1"
+
+
+def test_address_of_the_step_head_not_of_the_first_listed():
+    env = srun_env(12, "gpu[017-018]", 2, 0,
+                   GAN_NODE_ADDRS="gpu016=10.1.0.16,gpu018=10.1.0.18,gpu017=10.1.0.17")
+    assert placement_from_env(env).master_addr == "10.1.0.17"
+
+
+def test_without_an_address_for_the_head_its_name_is_used():
+    assert placement_from_env(srun_env(12, "gpu[017-018]", 2, 0)).master_addr == "gpu017"
+    env = srun_env(12, "gpu[017-018]", 2, 0, GAN_NODE_ADDRS="gpu018=10.1.0.18")
+    assert placement_from_env(env).master_addr == "gpu017"
+
+
+@pytest.mark.parametrize(
+    ("text", "addrs"),
+    [
+        ("", {}),
+        ("n1=127.0.0.1", {"n1": "127.0.0.1"}),
+        ("n1=127.0.0.1,n2=127.0.0.1,n1=127.0.0.1", {"n1": "127.0.0.1", "n2": "127.0.0.1"}),
+        ("a=10.0.0.1\nb=node-b-ib\n", {"a": "10.0.0.1", "b": "node-b-ib"}),
+        ("v6=fe80::1", {"v6": "fe80::1"}),
+    ],
+)
+def test_parse_node_addrs(text, addrs):
+    assert parse_node_addrs(text) == addrs
+
+
+@pytest.mark.parametrize("bad", ["n1", "n1=", "=10.0.0.1", "n1=10.0.0.1,n1=10.0.0.2", "n1=a b"])
+def test_parse_node_addrs_rejects_malformed(bad):
+    with pytest.raises(SlurmEnvError, match="GAN_NODE_ADDRS"):
+        parse_node_addrs(bad)
+
+
+def test_node_zero_logs_the_rendezvous_once(monkeypatch, capsys):
+    for key in list(os.environ):
+        if key.startswith("SLURM") or key in ("CUDA_VISIBLE_DEVICES", "GAN_NODE_ADDRS"):
+            monkeypatch.delenv(key)
+    for node_id in (0, 1):
+        env = srun_env(31, "n[1-2]", 2, node_id, GAN_NODE_ADDRS="n1=10.0.0.1,n2=10.0.0.2")
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        assert main(["--", "--epochs", "3"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    line = "slurm_env: job 31 on 2 node(s) n1,n2: rendezvous at 10.0.0.1:10031 (head node n1)"
+    assert err == [line]

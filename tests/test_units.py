@@ -131,12 +131,14 @@ def test_shipped_sample_is_5000_real_labelled_digits():
 
 
 def test_only_complete_checkpoints_count(tmp_path):
-    for name, complete in [("epoch_0001", True), ("epoch_0002", True), (".tmp-epoch_0003", True), ("epoch_0004", False)]:
+    for name, complete in [("epoch_0001", True), ("epoch_0002", True), (".tmp-epoch_0003", True), ("epoch_0004", False),
+                           ("epoch_0002_step_000010", True), ("epoch_0003_step_000005", True), ("epoch_3", True)]:
         (tmp_path / name).mkdir()
         if complete:
             (tmp_path / name / "trainer_state.json").write_text('{"epoch": 1, "history": []}')
-    assert [e for e, _ in complete_checkpoints(tmp_path)] == [1, 2]
-    assert newest_checkpoint(tmp_path).name == "epoch_0002"
+    # (whole epochs done, steps into the next): a mid-epoch checkpoint sorts after its epoch's start
+    assert [e for e, _ in complete_checkpoints(tmp_path)] == [(1, 0), (1, 10), (2, 0), (2, 5)]
+    assert newest_checkpoint(tmp_path).name == "epoch_0003_step_000005"
 
 
 def test_cpu_dropout_keeps_each_unit_with_probability_one_minus_p():

@@ -1,9 +1,10 @@
 """Complete, atomically published training checkpoints; finding the newest; resuming.
 
-A checkpoint is written into `checkpoints/.tmp-epoch_NNNN/` by every process (Accelerate's
+A checkpoint is written into `checkpoints/.tmp-<tag>/` by every process (Accelerate's
 save_state: models, optimisers, every library's RNG per process), then the main process
-adds `trainer_state.json` and renames the folder to `checkpoints/epoch_NNNN/` (RunDir does
-both). A folder only counts as a checkpoint when its name has no `.tmp-` prefix and it holds
+adds `trainer_state.json` and renames the folder to `checkpoints/<tag>/` (RunDir does both).
+The tag is `epoch_0003` after three whole epochs, `epoch_0004_step_000120` inside epoch 4
+(a mid-epoch checkpoint: the state then also holds the epoch's partial statistics). A folder only counts as a checkpoint when its name has no `.tmp-` prefix and it holds
 `trainer_state.json`, so a kill at any moment never leaves a broken "newest".
 """
 
@@ -36,13 +37,15 @@ def read_state(checkpoint: Path) -> dict[str, Any]:
                        "(pass its folder to --resume) or start a new run") from None
 
 
-def save_checkpoint(accelerator, run: RunDir, epoch: int, state: dict[str, Any], *, keep: int) -> Path:
-    """Collective: call on every process. Returns the published folder."""
-    tmp = run.prepare_checkpoint(epoch)
+def save_checkpoint(accelerator, run: RunDir, state: dict[str, Any], *, keep: int) -> Path:
+    """Collective: call on every process. `state` holds "epoch" (whole epochs done) and
+    "step" (steps into the next epoch, 0 at a boundary). Returns the published folder."""
+    epochs_done, step = int(state["epoch"]), int(state.get("step", 0))
+    tmp = run.prepare_checkpoint(epochs_done, step)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(tmp), safe_serialization=True)
     accelerator.wait_for_everyone()
-    final = run.publish_checkpoint(epoch, state, keep=keep)
+    final = run.publish_checkpoint(epochs_done, step, state, keep=keep)
     accelerator.wait_for_everyone()
     return final
 

@@ -10,13 +10,14 @@ from dataclasses import dataclass
 
 from gan_dist.errors import GanError
 
-KINDS = ("error", "nan")
+KINDS = ("error", "nan", "stop")
 
 
 @dataclass(frozen=True)
 class Fault:
-    """RANK:EPOCH[:STEP[:KIND]], e.g. "1:2" (rank 1 raises at the start of epoch 2) or
-    "0:3:5:nan" (rank 0's losses become NaN at step 5 of epoch 3; steps count from 0)."""
+    """RANK:EPOCH[:STEP[:KIND]], e.g. "1:2" (rank 1 raises at the start of epoch 2),
+    "0:3:5:nan" (rank 0's losses become NaN at step 5 of epoch 3; steps count from 0) or
+    "0:3:5:stop" (rank 0 asks for a stop before step 5, as a signal would)."""
 
     rank: int
     epoch: int
@@ -32,11 +33,11 @@ class Fault:
         except (TypeError, ValueError):
             fault = None
         if fault is None or not 2 <= len(parts) <= 4 or fault.kind not in KINDS:
-            raise GanError(f"--fault {text!r} must be RANK:EPOCH[:STEP[:error|nan]]")
+            raise GanError(f"--fault {text!r} must be RANK:EPOCH[:STEP[:error|nan|stop]]")
         return fault
 
     def __call__(self, rank: int, epoch: int, step: int) -> str | None:
-        """Called by the loop before each step: raises, returns "nan", or None."""
+        """Called by the loop before each step: raises, returns "nan" or "stop", or None."""
         if (rank, epoch, step) != (self.rank, self.epoch, self.step):
             return None
         if self.kind == "error":

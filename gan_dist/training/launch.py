@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from gan_dist.config import RESUMABLE, TrainConfig, check_batch_split, flag
+from gan_dist.config import RESUMABLE, TUNABLE, TrainConfig, check_batch_split, flag
 from gan_dist.errors import GanError
 from gan_dist.rundir import read_metrics
 from gan_dist.training.checkpoint import is_checkpoint, newest_checkpoint, read_state
@@ -102,11 +102,13 @@ def _newest_run(out: Path) -> Path:
 def _resumed_config(cfg: TrainConfig, explicit: set[str], checkpoint: Path, run_dir: Path) -> TrainConfig:
     state = read_state(checkpoint)
     stored = TrainConfig.from_dict(state["config"])
-    for key in sorted(explicit - RESUMABLE):
+    changeable = RESUMABLE | (TUNABLE if cfg.allow_changes else frozenset())
+    for key in sorted(explicit - changeable):
         if getattr(cfg, key) != getattr(stored, key):
+            how = " (or pass --allow-changes)" if key in TUNABLE else ""
             raise GanError(f"{flag(key)} is {getattr(stored, key)!r} in the run being resumed: "
-                           "a resumed run keeps its settings; drop the option or start a new run")
-    changes = {k: getattr(cfg, k) for k in explicit & RESUMABLE if k not in ("out", "name", "resume")}
+                           f"a resumed run keeps its settings; drop the option{how} or start a new run")
+    changes = {k: getattr(cfg, k) for k in explicit & changeable if k not in ("out", "name", "resume")}
     merged = stored.replace(**changes, out=str(run_dir.parent), name=run_dir.name, resume=str(checkpoint))
     if int(state["epoch"]) >= merged.epochs:
         raise GanError(f"{run_dir} already trained {state['epoch']} of {merged.epochs} epochs: "
@@ -138,6 +140,7 @@ def launch_training(cfg: TrainConfig, explicit: set[str] | frozenset = frozenset
     run to checkpoint and stop (slurm/train.sh's GAN_STOP_FILE); SIGUSR1/SIGTERM do the same.
     Returns 0 when finished, EXIT_STOPPED when stopped with a checkpoint."""
     stop_files = [str(f) for f in stop_files]
+    check_tracker(cfg.log_with)
     if under_outside_launcher():
         if int(os.environ["WORLD_SIZE"]) > 1 and "name" not in explicit:
             raise GanError("under torchrun / accelerate launch every process needs the same --name: pass one")
@@ -151,6 +154,20 @@ def launch_training(cfg: TrainConfig, explicit: set[str] | frozenset = frozenset
     if plan.world_size == 1:
         return _train_here(cfg, stop_files, fault)
     return _spawn(cfg, plan, stop_files, fault)
+
+
+def check_tracker(name: str | None) -> None:
+    """--log-with: one of Accelerate's trackers, installed; else one line saying what to do."""
+    if name is None:
+        return
+    from accelerate.tracking import LOGGER_TYPE_TO_CLASS, get_available_trackers
+
+    from gan_dist.config import check_choice
+
+    check_choice("tracker", name, tuple(LOGGER_TYPE_TO_CLASS))
+    if name not in [str(t) for t in get_available_trackers()]:
+        extra = "pip install 'gan_dist[tensorboard]'" if name == "tensorboard" else f"pip install {name}"
+        raise GanError(f"--log-with {name}: the {name} package is not installed: {extra}")
 
 
 def _train_here(cfg: TrainConfig, stop_files: list[str], fault: Fault | None) -> int:
@@ -172,6 +189,9 @@ def _check_port(cfg: TrainConfig) -> None:
     if cfg.node_rank != 0:
         return
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As the store binds: SO_REUSEADDR lets a requeued job (same id, same port) take the
+        # port over its earlier life's TIME_WAIT connections; a live listener still blocks it.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("", cfg.master_port))
         except OSError:
@@ -251,7 +271,10 @@ def _spawn(cfg: TrainConfig, plan: ProcessPlan, stop_files: list[str], fault: Fa
             elastic_launch(launch, entrypoint=sys.executable)("-m", "gan_dist.training.worker", str(launch_file))
         return EXIT_STOPPED if result_file.exists() else 0
     except ChildFailedError as err:
-        raise GanError(_root_cause(err)) from None
+        from gan_dist.training.failures import root_cause
+
+        where = f" on node {_node_name()}" if plan.nodes > 1 else ""
+        raise GanError(root_cause(err.failures, where)) from None
     except SignalException as err:  # Ctrl-C / SIGHUP: the agent has stopped the workers
         import signal
 
@@ -270,14 +293,7 @@ def _fault_text(fault: Fault | None) -> str | None:
     return None if fault is None else f"{fault.rank}:{fault.epoch}:{fault.step}:{fault.kind}"
 
 
-def _root_cause(err) -> str:
-    """The earliest failure among the processes: the root cause, not its echoes."""
-    failures = []
-    for rank, failure in err.failures.items():
-        data = failure.error_file_data if isinstance(failure.error_file_data, dict) else {}
-        failures.append((data.get("gan_time", float("inf")), rank, failure, data))
-    failures.sort(key=lambda item: (item[0], item[1]))
-    _, rank, failure, data = failures[0]
-    if data.get("message"):
-        return f"process {rank} failed: {data['message']}"
-    return f"process {rank} failed with exit code {failure.exitcode} ({failure.message})"
+def _node_name() -> str:
+    """Slurm's name for this node when there is one (on the local test cluster every node has
+    the same host name), else the host name."""
+    return os.environ.get("SLURMD_NODENAME") or socket.gethostname()

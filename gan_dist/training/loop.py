@@ -27,9 +27,10 @@ from gan_dist.datasets.resident import DeviceData
 from gan_dist.errors import GanError
 from gan_dist.nets import NetSpec, build_models, parameter_count
 from gan_dist.rundir import RunDir
-from gan_dist.training.checkpoint import load_checkpoint, save_checkpoint
+from gan_dist.training.checkpoint import load_checkpoint, newest_checkpoint, save_checkpoint
 from gan_dist.training.steps import d_step, g_step, generator_forwards
-from gan_dist.training.stopping import EXIT_STOPPED, agree_to_stop
+from gan_dist.training.stopping import EXIT_STOPPED
+from gan_dist.training.tracking import Tracking
 
 SAMPLE_GRID = 64  # fixed-noise images per grid (8 x 8)
 StopCheck = Callable[[], bool]
@@ -124,21 +125,54 @@ class Shard:
 # ---- one epoch ------------------------------------------------------------------------------
 @dataclass
 class EpochProgress:
-    """Statistics of the epoch in progress, kept on the device (no host sync per step)."""
+    """The epoch in progress. Statistics stay on the device between sync points."""
 
-    sums: torch.Tensor  # (4,): d_loss, d_real, d_fake, g_loss summed over steps
+    sums: torch.Tensor  # (4,): d_loss, d_real, d_fake, g_loss summed over the epoch's steps
     steps_done: int = 0
     g_steps: int = 0
+    seconds: float = 0.0  # training time of this epoch in earlier lives (mid-epoch resume)
 
     @classmethod
     def fresh(cls, device) -> "EpochProgress":
         return cls(torch.zeros(4, device=device))
 
+    def record(self, d_loss, d_real, d_fake, g_loss) -> None:
+        """Add one step's statistics, on the device: no host sync."""
+        self.sums[:3] += torch.stack([d_loss, d_real, d_fake])
+        if g_loss is not None:
+            self.sums[3] += g_loss
+            self.g_steps += 1
+
+    def to_state(self, accelerator) -> dict:
+        """Collective. For a mid-epoch checkpoint: every process's exact float32 sums (each
+        process resumes with its own, so the epoch's row repeats exactly)."""
+        per_rank = accelerator.gather(self.sums.unsqueeze(0))  # (world, 4)
+        g_steps = accelerator.gather(torch.tensor([self.g_steps], device=self.sums.device))
+        return {"sums": per_rank.tolist(), "steps_done": self.steps_done, "g_steps": g_steps.tolist(),
+                "seconds": self.seconds}
+
+    @classmethod
+    def from_state(cls, state: dict, rank: int, world: int, device) -> "EpochProgress":
+        """Rank `rank`'s share of a saved epoch in progress. Resumed on another number of
+        processes, every process takes the mean (a valid continuation, not a bit-identical one)."""
+        sums, g_steps = state["sums"], state["g_steps"]
+        if len(sums) == world:
+            mine, my_g = sums[rank], g_steps[rank]
+        else:
+            mine, my_g = torch.tensor(sums).mean(0).tolist(), round(sum(g_steps) / len(g_steps))
+        return cls(torch.tensor(mine, dtype=torch.float32, device=device), int(state["steps_done"]), int(my_g),
+                   float(state["seconds"]))
+
+
+# on_sync(progress, step) -> True to end the epoch here (a stop was agreed).
+SyncHook = Callable[[EpochProgress, int], bool]
+
 
 def run_epoch(cfg: TrainConfig, epoch: int, models: Models, data: DeviceData, shard: Shard,
               accelerator, *, rng: StepRandomness | None = None, progress: EpochProgress | None = None,
-              fault: FaultHook | None = None) -> EpochProgress:
-    """Train the steps of `epoch` from `progress.steps_done` on; returns the progress."""
+              fault: FaultHook | None = None, sync_every: int = 0, on_sync: SyncHook | None = None) -> EpochProgress:
+    """Train the steps of `epoch` from `progress.steps_done` on. Every `sync_every` steps (and
+    after the last) `on_sync` runs; it may end the epoch early. Returns the progress."""
     device = accelerator.device
     rng = rng or StepRandomness(cfg.seed, device)
     progress = progress or EpochProgress.fresh(device)
@@ -153,22 +187,31 @@ def run_epoch(cfg: TrainConfig, epoch: int, models: Models, data: DeviceData, sh
                                                     accelerator)
         real, _ = data.batch(order[step])
         d_loss, d_real, d_fake = d_step(models.D, models.opt_d, real, fake_for_d, accelerator, poison=poison)
-        progress.sums[:3] += torch.stack([d_loss, d_real, d_fake])
-        if g_turn:
-            progress.sums[3] += g_step(fake_for_g, models.D_plain, models.opt_g, cfg.loss, accelerator)
-            progress.g_steps += 1
+        g_loss = g_step(fake_for_g, models.D_plain, models.opt_g, cfg.loss, accelerator) if g_turn else None
+        progress.record(d_loss, d_real, d_fake, g_loss)
         progress.steps_done = step + 1
+        if on_sync is not None and (progress.steps_done == steps or (sync_every and progress.steps_done % sync_every == 0)):
+            if on_sync(progress, step) and progress.steps_done < steps:
+                break
     return progress
 
 
 # ---- the run ------------------------------------------------------------------------------
 def make_accelerator(cfg: TrainConfig):
+    from datetime import timedelta
+
     from accelerate import Accelerator
+    from accelerate.utils import InitProcessGroupKwargs
+
+    from gan_dist.training.failures import collective_timeout_seconds
 
     use_cpu = cfg.cpu or not torch.cuda.is_available()
     if cfg.precision == "fp16" and use_cpu:
         raise GanError("--precision fp16 needs a GPU: use --precision bf16 on the CPU")
-    return Accelerator(cpu=use_cpu, mixed_precision=cfg.precision)
+    # A peer that is gone without closing its sockets fails the run after this, not 30 min.
+    timeout = InitProcessGroupKwargs(timeout=timedelta(seconds=collective_timeout_seconds()))
+    return Accelerator(cpu=use_cpu, mixed_precision=cfg.precision, kwargs_handlers=[timeout],
+                       log_with=cfg.log_with, project_dir=str(cfg.run_dir))
 
 
 def environment(accelerator) -> dict:
@@ -187,12 +230,24 @@ def num_nodes() -> int:
     return int(os.environ.get("GROUP_WORLD_SIZE", "1") or 1)  # set by the elastic agent
 
 
+def sync_interval(device: torch.device) -> int:
+    """Steps between sync points (stop agreement, divergence check, logging, timed
+    checkpoints). Each costs a small all-reduce and a host sync: nothing next to a CPU
+    step, so every step there; on a GPU it would stall the queue of kernels, so every 10."""
+    return 1 if device.type == "cpu" else 10
+
+
+class Diverged(GanError):
+    """A loss became NaN or infinite: the run stops without checkpointing the diverged state."""
+
+
 @dataclass
 class RunState:
     """What a checkpoint restores besides weights, optimisers and RNG."""
 
     epoch: int = 0  # completed epochs
     history: list[dict] = field(default_factory=list)  # metrics rows so far
+    partial: dict | None = None  # the epoch in progress, for a mid-epoch checkpoint
 
     @property
     def elapsed(self) -> float:
@@ -203,8 +258,9 @@ def train(cfg: TrainConfig, *, should_stop: StopCheck = lambda: False, fault: Fa
     """Train per `cfg` (resume from `cfg.resume` when it names a checkpoint). Returns the
     exit code: 0 finished, EXIT_STOPPED after a stop request (checkpoint saved).
 
-    should_stop: asked once per epoch on every process; see training/stopping.py for its
-    contract. fault: a test hook called before every step (training/faults.py)."""
+    should_stop: asked at every sync point on every process; the answers are agreed across
+    processes (training/stopping.py). fault: a test hook called before every step
+    (training/faults.py)."""
     accelerator = make_accelerator(cfg)
     world, rank = accelerator.num_processes, accelerator.process_index
     check_batch_split(cfg.batch_size, world)
@@ -221,7 +277,8 @@ def train(cfg: TrainConfig, *, should_stop: StopCheck = lambda: False, fault: Fa
     state = RunState()
     if cfg.resume:
         saved = load_checkpoint(accelerator, Path(cfg.resume))
-        state = RunState(int(saved["epoch"]), list(saved["history"]))
+        state = RunState(int(saved["epoch"]), list(saved["history"]), saved.get("partial"))
+        _apply_optimiser_settings(cfg, models)  # --allow-changes may have changed them
         run.rewrite_metrics(state.history)  # every epoch once; drops rows past the checkpoint
     else:
         run.create()
@@ -236,83 +293,211 @@ def train(cfg: TrainConfig, *, should_stop: StopCheck = lambda: False, fault: Fa
                       "architecture": describe_models(models.G_plain, models.D_plain),
                       "env": environment(accelerator)})
     where = {"world_size": world, "num_nodes": num_nodes()}
-    run.append_event("resume" if cfg.resume else "start", epoch=state.epoch, step=0, **where)
+    resumed_step = (state.partial or {}).get("steps_done", 0)
+    run.append_event("resume" if cfg.resume else "start", epoch=state.epoch, step=resumed_step, **where)
     run.write_status("running", epoch=state.epoch, epochs=cfg.epochs)
+    tracking = Tracking(accelerator, cfg.log_with, start_step=state.epoch * steps + resumed_step,
+                        config=cfg.to_dict())
     accelerator.wait_for_everyone()
+    loop = EpochLoop(cfg, accelerator, models, data, shard, run, state, tracking, should_stop, fault)
     try:
-        code = _train_epochs(cfg, accelerator, models, data, shard, run, state, should_stop, fault)
+        code = loop.run()
     except BaseException as err:
-        run.append_event("failed", epoch=state.epoch, step=0, reason=f"{type(err).__name__}: {err}", **where)
-        run.write_status("failed", epoch=state.epoch, epochs=cfg.epochs)
+        event = "diverged" if isinstance(err, Diverged) else "failed"
+        run.append_event(event, epoch=state.epoch, step=loop.step, reason=str(err), **where)
+        run.write_status(event, epoch=state.epoch, epochs=cfg.epochs)
         raise
     if code == 0:
         run.save_generator(models.G_plain, spec, cfg.epochs, final=True)
         run.write_status("finished", epoch=cfg.epochs, epochs=cfg.epochs)
         run.append_event("finish", epoch=cfg.epochs, step=0, **where)
     else:
-        run.append_event("stop", epoch=state.epoch, step=0, reason="stop request", **where)
+        run.write_status("stopped", epoch=state.epoch, epochs=cfg.epochs)
+        run.append_event("stop", epoch=state.epoch, step=loop.step, reason=loop.stop_reason, **where)
     accelerator.wait_for_everyone()
-    accelerator.end_training()
+    accelerator.end_training()  # also closes the trackers
     return code
 
 
-def _train_epochs(cfg, accelerator, models: Models, data: DeviceData, shard: Shard, run: RunDir, state: RunState,
-                  should_stop: StopCheck, fault: FaultHook | None) -> int:
-    device = accelerator.device
-    rng = StepRandomness(cfg.seed, device)
-    z_fixed = fixed_noise(cfg.seed, cfg.latent_dim, device)
-    elapsed = state.elapsed
-    bar = _progress(accelerator.is_main_process)
-    with bar:
-        task = bar.add_task("epoch", total=cfg.epochs, completed=state.epoch)
-        for epoch in range(state.epoch + 1, cfg.epochs + 1):
-            tic = time.perf_counter()
-            progress = run_epoch(cfg, epoch, models, data, shard, accelerator, rng=rng, fault=fault)
-            sums = accelerator.reduce(progress.sums, reduction="mean")  # mean over processes
-            steps, g_steps = progress.steps_done, max(progress.g_steps, 1)
-            # .tolist() is the epoch's one host sync: on a GPU the clock stops only after the work
-            d_loss, d_real, d_fake, g_loss = (sums / torch.tensor([steps, steps, steps, g_steps], device=device)).tolist()
-            seconds = accelerator.reduce(torch.tensor([time.perf_counter() - tic], device=device), "mean").item()
-            elapsed += seconds
-            row = {"epoch": epoch, "g_loss": g_loss, "d_loss": d_loss, "d_real": d_real, "d_fake": d_fake,
-                   "seconds": seconds, "images_per_second": steps * cfg.batch_size / seconds,
-                   "world_size": shard.world, "steps": steps, "elapsed_seconds": elapsed}
-            state.history.append(row)
-            state.epoch = epoch
-            run.append_metrics(row)
-            if epoch in cfg.saved_epochs():
-                _save_samples(run, models, z_fixed, epoch)
-            if epoch in cfg.eval_epochs and accelerator.is_main_process:
-                _evaluate(run, models.G_plain, epoch)
-            stopping = agree_to_stop(accelerator, should_stop()) and epoch < cfg.epochs
-            save_checkpoint(accelerator, run, epoch, {"epoch": epoch, "history": state.history,
-                            "world_size": shard.world, "config": cfg.to_dict()}, keep=cfg.keep_checkpoints)
-            run.write_status("running", epoch=epoch, epochs=cfg.epochs)
-            bar.update(task, completed=epoch, refresh=True,
-                       description=f"epoch {epoch}/{cfg.epochs}  G {g_loss:.3f}  D {d_loss:.3f}  "
-                                   f"{row['images_per_second']:,.0f} img/s")
-            if stopping:
-                run.write_status("stopped", epoch=epoch, epochs=cfg.epochs)
-                return EXIT_STOPPED
-    return 0
+def _apply_optimiser_settings(cfg: TrainConfig, models: Models) -> None:
+    """load_state restores each optimiser's lr and betas as saved: set the run's own."""
+    for opt in (models.opt_g, models.opt_d):
+        for group in opt.param_groups:
+            group["lr"], group["betas"] = cfg.lr, (cfg.beta1, cfg.beta2)
 
 
-def _save_samples(run: RunDir, models: Models, z_fixed, epoch: int) -> None:
-    if not run.is_main:
-        return
-    G = models.G_plain
-    G.eval()
-    with torch.no_grad():
-        images = G(z_fixed).float().cpu()
-    G.train()
-    run.save_sample_grid(epoch, images, nrow=8)
-    run.save_generator(G, models.spec, epoch)
+class EpochLoop:
+    """The epochs of one run and what happens at their sync points: stop agreement, the
+    divergence guard, per-step logging and time-based mid-epoch checkpoints."""
 
+    def __init__(self, cfg, accelerator, models: Models, data: DeviceData, shard: Shard, run: RunDir,
+                 state: RunState, tracking: Tracking, should_stop: StopCheck, fault: FaultHook | None):
+        self.cfg, self.accelerator, self.models, self.data, self.shard = cfg, accelerator, models, data, shard
+        self.run_dir, self.state, self.tracking = run, state, tracking
+        self.should_stop, self.external_fault = should_stop, fault
+        self._fault_stop = False  # a "stop" fault (tests) acts as a stop request would
+        self.device = accelerator.device
+        self.steps = len(data) // cfg.batch_size
+        self.rng = StepRandomness(cfg.seed, self.device)
+        self.sync_every = sync_interval(self.device)
+        self.epoch = state.epoch + 1
+        self.step = (state.partial or {}).get("steps_done", 0)
+        self.stop_reason: str | None = None
+        self._last_checkpoint = time.monotonic()
+        self._tic = time.perf_counter()
+        self._logged = (None, 0, 0)  # sums, G steps and steps done at the last per-step log
 
-def _evaluate(run: RunDir, G_plain, epoch: int) -> None:
-    from gan_dist.metrics.quality import evaluate_generator_into_run
+    # ---- epochs ----------------------------------------------------------------------------
+    def run(self) -> int:
+        cfg = self.cfg
+        z_fixed = fixed_noise(cfg.seed, cfg.latent_dim, self.device)
+        bar = _progress(self.accelerator.is_main_process)
+        with bar:
+            task = bar.add_task("epoch", total=cfg.epochs, completed=self.state.epoch)
+            for epoch in range(self.state.epoch + 1, cfg.epochs + 1):
+                self.epoch = epoch
+                progress = (EpochProgress.from_state(self.state.partial, self.shard.rank, self.shard.world, self.device)
+                            if self.state.partial
+                            else EpochProgress.fresh(self.device))
+                self.state.partial = None
+                self._tic = time.perf_counter()
+                self._logged = (progress.sums.clone(), progress.g_steps, progress.steps_done)
+                progress = run_epoch(cfg, epoch, self.models, self.data, self.shard, self.accelerator, rng=self.rng,
+                                     progress=progress, fault=self.fault, sync_every=self.sync_every,
+                                     on_sync=self.on_sync)
+                if self.stop_reason is not None and progress.steps_done < self.steps:
+                    self.checkpoint(progress)  # mid-epoch: every process at the same step
+                    return EXIT_STOPPED
+                row = self.finish_epoch(progress)
+                if epoch in cfg.saved_epochs():
+                    self.save_samples(z_fixed, epoch)
+                if epoch in cfg.eval_epochs and self.accelerator.is_main_process:
+                    self.evaluate(epoch)
+                self.checkpoint(None)
+                self.run_dir.write_status("running", epoch=epoch, epochs=cfg.epochs)
+                bar.update(task, completed=epoch, refresh=True,
+                           description=f"epoch {epoch}/{cfg.epochs}  G {row['g_loss']:.3f}  D {row['d_loss']:.3f}  "
+                                       f"{row['images_per_second']:,.0f} img/s")
+                if self.stop_reason is not None and epoch < cfg.epochs:
+                    return EXIT_STOPPED
+        return 0
 
-    evaluate_generator_into_run(run, G_plain, epoch)
+    def finish_epoch(self, progress: EpochProgress) -> dict:
+        cfg, state = self.cfg, self.state
+        sums = self.accelerator.reduce(progress.sums, reduction="mean")  # mean over processes
+        steps, g_steps = progress.steps_done, max(progress.g_steps, 1)
+        # .tolist() is a host sync: on a GPU the clock stops only after the work
+        d_loss, d_real, d_fake, g_loss = (sums / torch.tensor([steps, steps, steps, g_steps],
+                                                              device=self.device)).tolist()
+        here = torch.tensor([time.perf_counter() - self._tic], device=self.device)
+        seconds = progress.seconds + self.accelerator.reduce(here, "mean").item()
+        row = {"epoch": self.epoch, "g_loss": g_loss, "d_loss": d_loss, "d_real": d_real, "d_fake": d_fake,
+               "seconds": seconds, "images_per_second": steps * cfg.batch_size / seconds,
+               "world_size": self.shard.world, "steps": steps, "elapsed_seconds": state.elapsed + seconds}
+        state.history.append(row)
+        state.epoch = self.epoch
+        self.step = 0
+        self.run_dir.append_metrics(row)
+        self.tracking.epoch_row(row, self.global_step)
+        return row
+
+    @property
+    def global_step(self) -> int:
+        return (self.epoch - 1) * self.steps + self.step if self.step else self.state.epoch * self.steps
+
+    # ---- sync points -----------------------------------------------------------------------
+    def fault(self, rank: int, epoch: int, step: int) -> str | None:
+        action = self.external_fault(rank, epoch, step) if self.external_fault else None
+        if action == "stop":
+            self._fault_stop = True
+        return action
+
+    def stop_asked(self) -> bool:
+        return self._fault_stop or self.should_stop()
+
+    def on_sync(self, progress: EpochProgress, step: int) -> bool:
+        """Every sync_every steps: ONE small all-reduce carries the stop requests, the
+        timed-checkpoint clock (rank 0's), the divergence flag and the logging window."""
+        cfg = self.cfg
+        self.step = progress.steps_done
+        last_step = progress.steps_done == self.steps
+        log_now = self.tracking.active and progress.steps_done - self._logged[2] >= cfg.log_every
+        time_due = (self.accelerator.is_main_process and cfg.checkpoint_minutes > 0 and not last_step
+                    and time.monotonic() - self._last_checkpoint >= cfg.checkpoint_minutes * 60)
+        flags = torch.tensor([float(self.stop_asked()), float(time_due)], device=self.device)
+        diverged = (~torch.isfinite(progress.sums)).any().float().unsqueeze(0)
+        parts = [flags, diverged]
+        if log_now:
+            sums0, g0, _ = self._logged
+            parts += [progress.sums - sums0, torch.tensor([float(progress.g_steps - g0)], device=self.device)]
+        agreed = self.accelerator.reduce(torch.cat(parts), reduction="sum").tolist()
+        if agreed[2] > 0:
+            self.diverged(step)
+        if log_now:
+            self._log_window(agreed[3:], progress)
+        if agreed[0] > 0 and self.stop_reason is None:
+            reason = getattr(self.should_stop, "reason", lambda: None)()
+            self.stop_reason = reason or ("--fault stop" if self._fault_stop else "stop request (another process)")
+            return True
+        if agreed[1] > 0:
+            self.checkpoint(progress)
+        return False
+
+    def _log_window(self, window: list[float], progress: EpochProgress) -> None:
+        """Means over the steps since the last log, over every process."""
+        world, steps = self.shard.world, progress.steps_done - self._logged[2]
+        d_loss, d_real, d_fake, g_loss, g_steps = window
+        values = {"loss/d": d_loss / world / steps, "d/real": d_real / world / steps,
+                  "d/fake": d_fake / world / steps}
+        if g_steps:
+            values["loss/g"] = g_loss / g_steps  # g_steps is summed over processes too
+        self.tracking.scalars(values, self.global_step)
+        self._logged = (progress.sums.clone(), progress.g_steps, progress.steps_done)
+
+    def diverged(self, step: int) -> None:
+        newest = newest_checkpoint(self.run_dir.checkpoints)
+        where = f"at epoch {self.epoch}, step {step + 1} of {self.steps}"
+        if self.sync_every > 1:
+            where += f" (checked every {self.sync_every} steps)"
+        if newest is None:
+            raise Diverged(f"training diverged: a loss became NaN or infinite {where}, before any checkpoint; "
+                           "start again with a lower --lr or another --seed")
+        raise Diverged(f"training diverged: a loss became NaN or infinite {where}; nothing diverged was saved; "
+                       f"the newest good checkpoint is {newest}: continue from it with a lower learning rate, "
+                       f"e.g. --resume {newest} --allow-changes --lr {self.cfg.lr / 2:g}")
+
+    # ---- writing -------------------------------------------------------------------------
+    def checkpoint(self, progress: EpochProgress | None) -> None:
+        """Collective. None: at the end of an epoch; else mid-epoch with the partial statistics."""
+        partial = None
+        if progress is not None:
+            here = torch.tensor([time.perf_counter() - self._tic], device=self.device)
+            partial = progress.to_state(self.accelerator)
+            partial["seconds"] = progress.seconds + self.accelerator.reduce(here, "mean").item()
+        step = partial["steps_done"] if partial else 0
+        save_checkpoint(self.accelerator, self.run_dir,
+                        {"epoch": self.state.epoch, "step": step, "partial": partial, "history": self.state.history,
+                         "world_size": self.shard.world, "config": self.cfg.to_dict()},
+                        keep=self.cfg.keep_checkpoints)
+        self._last_checkpoint = time.monotonic()
+
+    def save_samples(self, z_fixed, epoch: int) -> None:
+        if not self.run_dir.is_main:
+            return
+        G = self.models.G_plain
+        G.eval()
+        with torch.no_grad():
+            images = G(z_fixed).float().cpu()
+        G.train()
+        self.run_dir.save_sample_grid(epoch, images, nrow=8)
+        self.run_dir.save_generator(G, self.models.spec, epoch)
+        self.tracking.images("samples", images, self.global_step)
+
+    def evaluate(self, epoch: int) -> None:
+        from gan_dist.metrics.quality import evaluate_generator_into_run
+
+        row = evaluate_generator_into_run(self.run_dir, self.models.G_plain, epoch)
+        self.tracking.quality(row, self.global_step)
 
 
 def _progress(enabled: bool):

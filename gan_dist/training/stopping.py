@@ -47,6 +47,17 @@ class StopRequest(_SignalScope):
     def __call__(self) -> bool:
         return self.signalled is not None or any(f.exists() for f in self.files)
 
+    def reason(self) -> str | None:
+        """Why a stop was asked for, for the run's events.jsonl."""
+        if self.signalled:
+            return self.signalled
+        for file in self.files:  # the launcher writes the signal's name, slurm/train.sh the reason
+            try:
+                return file.read_text().strip()[:100] or f"stop file {file}"
+            except OSError:
+                continue
+        return None
+
 
 class ForwardStopSignals(_SignalScope):
     """In the launcher: SIGUSR1/SIGTERM write `stop_file`, which the workers watch (the
@@ -57,11 +68,3 @@ class ForwardStopSignals(_SignalScope):
 
     def on_signal(self, name: str) -> None:
         self.stop_file.write_text(name)
-
-
-def agree_to_stop(accelerator, local: bool) -> bool:
-    """Collective: True on every process when any process was asked to stop."""
-    import torch
-
-    flag = torch.tensor([1.0 if local else 0.0], device=accelerator.device)
-    return bool(accelerator.reduce(flag, reduction="sum").item() > 0)
