@@ -165,8 +165,8 @@ def placement(cfg: dict, rows: Sequence[dict] = ()) -> dict[str, Any]:
 # Identity, places and launch knobs are not settings (where a run ran is reported from what
 # ran: world size, nodes, device); nor are facts training derived and wrote to config.json.
 NOT_SETTINGS = {
-    "name", "out", "resume", "data_dir", "dry_run", "master_addr", "master_port", "node_rank",
-    "gpus", "cpu", "processes", "nodes", "world_size", "num_nodes", "per_process_batch",
+    "name", "out", "resume", "allow_changes", "data_dir", "dry_run", "master_addr", "master_port",
+    "node_rank", "gpus", "cpu", "processes", "nodes", "world_size", "num_nodes", "per_process_batch",
     "steps_per_epoch", "dataset_size", "image_shape", "dataset_info", "architecture",
     "parameters", "grid", "sample_source", "env"}
 # What a run that predates an option did, where that is known: an old run and a new one with
