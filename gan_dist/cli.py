@@ -138,6 +138,23 @@ def report(
     typer.echo(f"wrote {path}")
 
 
+@app.command()
+def compare(
+    run_dirs: Annotated[Optional[list[Path]], typer.Argument(help="Two or more run directories.")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="PDF to write.")] = Path("compare.pdf"),
+    html: Annotated[Optional[Path], typer.Option(help="Also write the HTML to this file.")] = None,
+    title: Annotated[Optional[str], typer.Option(help="Document title.")] = None,
+    template_dir: Annotated[Optional[Path], typer.Option(help="Directory of templates overriding the shipped ones.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace existing output files.")] = False,
+) -> None:
+    """Compare runs in one PDF: curves overlaid, settings that differ, scaling, final grids."""
+    from gan_dist.report.compare import render_compare
+
+    with user_errors():
+        path = render_compare(run_dirs or [], output, html=html, title=title, template_dir=template_dir, force=force)
+    typer.echo(f"wrote {path}")
+
+
 # --- sample / eval / runs (gan_dist.sampling, gan_dist.metrics.quality, gan_dist.report.runs_table) --------
 @app.command()
 def sample(

@@ -50,3 +50,33 @@ def kill_9_once(args: list, pattern: str, folder: Path, timeout: float = 300) ->
         time.sleep(0.01)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+
+
+# --- reading PDFs back (poppler-utils) ---------------------------------------------------
+def pdf_text(pdf: Path) -> str:
+    out = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    return " ".join(out.split())
+
+
+def pdf_rows(pdf: Path) -> list[str]:
+    """The PDF's lines as laid out (a table row stays one line), white space collapsed."""
+    out = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True,
+                         check=True).stdout
+    return [" ".join(line.split()) for line in out.splitlines() if line.strip()]
+
+
+def pdf_images(pdf: Path) -> list[tuple[int, int]]:
+    """(width, height) of every image (not soft mask) in the PDF."""
+    lines = subprocess.run(["pdfimages", "-list", str(pdf)], capture_output=True, text=True,
+                           check=True).stdout.splitlines()[2:]
+    return [(int(f[3]), int(f[4])) for f in (line.split() for line in lines) if f[2] == "image"]
+
+
+def pdf_pages(pdf: Path) -> int:
+    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout
+    return int(next(line.split()[1] for line in info.splitlines() if line.startswith("Pages:")))
+
+
+def assert_no_latex(text: str) -> None:
+    for raw in ("$", "\\", "^{", "_{", "frac{", "mathrm", "mathbb"):
+        assert raw not in text, f"raw LaTeX {raw!r} in the PDF text"

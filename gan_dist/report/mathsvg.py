@@ -55,7 +55,8 @@ def _parse(toks: list[str], stop: str | None = None, upright: bool = False) -> s
         elif t in "=<>+":
             out.append(f" {escape(t)} ")
         elif t == "-":
-            out.append(" − " if out else "−")
+            unary = not out or out[-1].rstrip()[-1:] in ("", "(", "[", "{", ",", "=")
+            out.append("−" if unary else " − ")
         else:
             out.append(", " if t == "," else escape(t))
     if stop:

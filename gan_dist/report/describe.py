@@ -1,0 +1,340 @@
+"""What the documents say about a run: numbers formatted, facts derived from config.json with
+fallbacks for old runs, the sample grids to show, the stop/resume timeline, setting labels.
+
+Shared by `gan report` (render.py) and `gan compare` (compare.py). Plain data in and out;
+no Jinja, no matplotlib, no torch.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import statistics
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from gan_dist.config import OPTIONS, report_labels
+from gan_dist.report.rundata import png_size
+
+DEFAULT_EPOCHS = (10, 20, 50, 100)
+MAX_FIGURES = 8  # more saved grids than this: show a spread of them, not pages of grids
+LN2 = math.log(2)
+
+
+# --- formatting -----------------------------------------------------------------------------
+def fmt(value: Any, spec: str = "") -> str:
+    """A number with `spec`, or the value as text; '—' when absent."""
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int, float)) and spec:
+        return format(value, spec)
+    if isinstance(value, (list, tuple)):
+        return ", ".join(fmt(v) for v in value) or "—"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {fmt(v)}" for k, v in value.items()) or "—"
+    return str(value)
+
+
+def duration(seconds: Any) -> str:
+    if not isinstance(seconds, (int, float)):
+        return "—"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
+
+
+def clock(unix: Any) -> str:
+    """UTC, so a report reads the same wherever it is rendered."""
+    if not isinstance(unix, (int, float)):
+        return "—"
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(unix))
+
+
+def caption(row: dict, total_epochs: Any) -> str:
+    """The coursework's caption, from this run's own figures."""
+    return (f"Epoch {row['epoch']} of {fmt(total_epochs)} with {fmt(row.get('seconds'), '.2f')} s"
+            f" — Generator loss: {fmt(row.get('g_loss'), '.4f')},"
+            f" Discriminator loss: {fmt(row.get('d_loss'), '.4f')}")
+
+
+def numbers(rows: Sequence[dict], key: str) -> list[float]:
+    return [r[key] for r in rows if isinstance(r.get(key), (int, float))
+            and not isinstance(r.get(key), bool) and math.isfinite(r[key])]
+
+
+def median(values: Sequence[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+# --- the dataset ----------------------------------------------------------------------------
+DATASET_TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
+DIGITS = ("mnist", "mnist-sample")
+
+
+def dataset_facts(cfg: dict) -> dict[str, Any]:
+    """Name, human title, size, shape and classes: from dataset_info when the run wrote it,
+    else from the older keys (dataset, dataset_size, image_shape)."""
+    info = cfg.get("dataset_info") if isinstance(cfg.get("dataset_info"), dict) else {}
+    name = str(cfg.get("dataset") or info.get("name") or "mnist")
+    size = info.get("size", cfg.get("dataset_size"))
+    shape = info.get("image_shape") or cfg.get("image_shape")
+    shape = [int(x) for x in shape] if isinstance(shape, list) and len(shape) == 3 else None
+    classes = info.get("classes")
+    classes = [str(c) for c in classes] if isinstance(classes, list) else None
+    if classes is None and name in DIGITS:
+        classes = [str(d) for d in range(10)]
+    title = info.get("title")
+    if not title:
+        if name == "mnist-sample":
+            title = f"MNIST ({size:,}-image sample)" if isinstance(size, int) else "MNIST (sample)"
+        elif name.startswith("folder:"):
+            title = f"image folder {name[len('folder:'):]}"
+        else:
+            title = DATASET_TITLES.get(name, name)
+    channels = shape[0] if shape else cfg.get("channels")
+    return {"name": name, "title": str(title), "size": size, "shape": shape,
+            "channels": channels, "resolution": f"{shape[1]} × {shape[2]} px" if shape else None,
+            "classes": classes, "digits": name in DIGITS}
+
+
+def dataset_rows(data: dict) -> list[tuple[str, str]]:
+    colour = {1: "grayscale", 3: "RGB"}.get(data["channels"])
+    classes = data["classes"]
+    if classes:
+        shown = ", ".join(classes[:20]) + (f", … ({len(classes) - 20} more)" if len(classes) > 20 else "")
+        class_text = f"{len(classes)}: {shown}"
+    else:
+        class_text = "none (unlabelled)"
+    return [("Dataset", data["title"]), ("Name given", data["name"]),
+            ("Training images", fmt(data["size"], ",")), ("Resolution", fmt(data["resolution"])),
+            ("Channels", f"{fmt(data['channels'])} ({colour})" if colour else fmt(data["channels"])),
+            ("Classes", class_text)]
+
+
+# --- the networks ---------------------------------------------------------------------------
+ARCH_TITLES = {"mlp": "MLP", "dcgan": "DCGAN"}
+_REPR_NOISE = re.compile(r"\b(in_features|out_features|negative_slope|p|num_features)=|, bias=True|"
+                         r", inplace=False|, affine=True|, track_running_stats=True")
+
+
+def network_facts(cfg: dict) -> dict[str, Any]:
+    arch = str(cfg.get("arch") or "mlp")
+    ema = cfg.get("ema_kimg")
+    source = cfg.get("sample_source") or ("ema" if isinstance(ema, (int, float)) and ema > 0 else "raw")
+    conditional = bool(cfg.get("conditional"))
+    phrase = f"{ARCH_TITLES.get(arch, arch)} networks"
+    extras = (["class-conditional"] if conditional else []) + (["EMA generator"] if source == "ema" else [])
+    return {"arch": arch, "title": ARCH_TITLES.get(arch, arch), "conditional": conditional,
+            "ema_kimg": ema, "sample_source": source,
+            "phrase": phrase + (f" ({', '.join(extras)})" if extras else "")}
+
+
+def network_tables(cfg: dict) -> list[dict[str, Any]]:
+    """One entry per network: its parameter count and either a layer table (rows written as
+    {layer, output, parameters}) or, for old runs that wrote layer reprs, a chain of layers."""
+    arch = cfg.get("architecture") if isinstance(cfg.get("architecture"), dict) else {}
+    params = cfg.get("parameters") if isinstance(cfg.get("parameters"), dict) else {}
+    nets = []
+    for name in ("generator", "discriminator"):
+        rows = arch.get(name) if isinstance(arch.get(name), list) else []
+        table = [{"layer": _REPR_NOISE.sub("", str(r.get("layer", ""))), "output": fmt(r.get("output")),
+                  "parameters": fmt(r.get("parameters"), ",")} for r in rows if isinstance(r, dict)]
+        chain = " → ".join(_REPR_NOISE.sub("", str(r)) for r in rows if not isinstance(r, dict))
+        nets.append({"name": name.capitalize(), "parameters": params.get(name),
+                     "table": table, "chain": chain})
+    return nets
+
+
+# --- where it ran ---------------------------------------------------------------------------
+def placement(cfg: dict, rows: Sequence[dict] = ()) -> dict[str, Any]:
+    env = cfg.get("env") if isinstance(cfg.get("env"), dict) else {}
+    world = cfg.get("world_size", rows[-1].get("world_size") if rows else None)
+    nodes = env.get("num_nodes") or cfg.get("num_nodes") or 1
+    per_node = world // nodes if isinstance(world, int) and isinstance(nodes, int) and nodes else None
+    text = f"{world} ({per_node} per node × {nodes} nodes)" if per_node and nodes > 1 else fmt(world)
+    device = env.get("device")
+    name = env.get("device_name")
+    return {"world_size": world, "nodes": nodes, "per_node": per_node, "text": text,
+            "device": f"{device} ({name})" if device and name else fmt(device)}
+
+
+# --- settings: labels and kinds come from the option declarations (config.OPTIONS) -------------
+# Identity, places and launch knobs are not settings (where a run ran is reported from what
+# ran: world size, nodes, device); nor are facts training derived and wrote to config.json.
+NOT_SETTINGS = {
+    "name", "out", "resume", "allow_changes", "data_dir", "dry_run", "master_addr", "master_port",
+    "node_rank", "gpus", "cpu", "processes", "nodes", "world_size", "num_nodes", "per_process_batch",
+    "steps_per_epoch", "dataset_size", "image_shape", "dataset_info", "architecture",
+    "parameters", "grid", "sample_source", "env"}
+# What a run that predates an option did, where that is known: an old run and a new one with
+# the same behaviour then agree. (Not fast_dropout: old runs used the 15-bit lanes.)
+DEFAULTS = {"arch": "mlp", "conditional": False, "ema_kimg": None, "sync_bn": False,
+            "loss": "nonsaturating", "k_disc": 1, "precision": "no", "compile": False,
+            "log_with": None, "checkpoint_minutes": None}
+DERIVED_ROWS = [("Data directory", "data_dir", ""), ("Per-process batch", "per_process_batch", ""),
+                ("Steps per epoch", "steps_per_epoch", ",")]
+
+
+def setting_keys(configs: Sequence[dict]) -> list[str]:
+    """The declared options in declaration order, then keys a newer version declared that
+    these runs recorded (a setting unknown here is compared rather than hidden)."""
+    declared = [key for key in OPTIONS if key not in NOT_SETTINGS]
+    newer = sorted({k for cfg in configs for k, v in cfg.items() if k not in OPTIONS
+                    and k not in NOT_SETTINGS and not isinstance(v, dict)})
+    return declared + newer
+
+
+def setting_label(key: str) -> tuple[str, str]:
+    """(label, number format): the option's report label, else its name in words."""
+    spec = OPTIONS.get(key)
+    label = spec.label if spec and spec.label else key.replace("_", " ").capitalize()
+    return label, "g" if spec and spec.kind is float else ""
+
+
+def setting_kind(key: str) -> str:
+    """'record' for what a resume may change (length, what is written, where), else 'train'
+    (the optimisation itself; unknown keys count as that)."""
+    spec = OPTIONS.get(key)
+    return "record" if spec and spec.resumable else "train"
+
+
+def setting_value(cfg: dict, key: str) -> Any:
+    value = cfg.get(key, DEFAULTS.get(key))
+    return list(value) if isinstance(value, tuple) else value
+
+
+def config_rows(cfg: dict) -> list[tuple[str, str]]:
+    """The single report's configuration table: every labelled option the run recorded (the
+    dataset has a table of its own), options of newer versions, then derived facts."""
+    keys = [key for _, key in report_labels() if key in cfg and key not in ("dataset", "data_dir")]
+    keys += [key for key in setting_keys([cfg]) if key not in OPTIONS and key in cfg]
+    rows = [(setting_label(key)[0], fmt(cfg[key], setting_label(key)[1])) for key in keys]
+    return rows + [(label, fmt(cfg[key], spec)) for label, key, spec in DERIVED_ROWS if key in cfg]
+
+
+# --- sample grids ---------------------------------------------------------------------------
+def figure_epochs(requested: Sequence[int] | None, run: dict) -> tuple[list[int], list[str]]:
+    """Which saved grids to show. Asked for (--epochs): those, or the nearest saved one with a
+    note. Not asked for: the run's own saved epochs (a 6-epoch run saved at 2, 4, 6 shows all
+    three), or a spread of them when there are more than MAX_FIGURES."""
+    last_epoch = run["metrics"][-1]["epoch"]
+    by_epoch = {row["epoch"] for row in run["metrics"]}
+    saved = sorted(e for e in run["samples"] if e in by_epoch)
+    if not saved:
+        return [], ["No sample grid has been saved for an epoch with metrics yet (samples/ is empty)."]
+    if requested:
+        chosen, notes = [], []
+        for want in requested:
+            got = min(saved, key=lambda e: (abs(e - want), e))
+            if got != want:
+                why = "was not reached by this run" if want > last_epoch else "has no saved sample grid"
+                notes.append(f"Epoch {want} {why}; showing epoch {got}, the nearest saved one.")
+            chosen.append(got)
+        return sorted(set(chosen)), notes
+    if len(saved) <= MAX_FIGURES:
+        return saved, []
+    preferred = [e for e in DEFAULT_EPOCHS if e in saved] + [saved[-1]]
+    if len(set(preferred)) >= 2:
+        chosen = sorted(set(preferred))
+    else:
+        step = (len(saved) - 1) / (MAX_FIGURES - 1)
+        chosen = sorted({saved[round(i * step)] for i in range(MAX_FIGURES)})
+    note = (f"This run saved {len(saved)} sample grids; showing epochs "
+            f"{', '.join(map(str, chosen))}. Choose others with --epochs.")
+    return chosen, [note]
+
+
+def sample_figure(run: dict, epoch: int, *, width_mm: float = 62.0) -> dict[str, Any]:
+    """One grid as the templates show it: image, size, caption, and the class name of each
+    row for conditional runs (rows of one class each)."""
+    cfg = run["config"]
+    row = next(r for r in run["metrics"] if r["epoch"] == epoch)
+    path = run["samples"][epoch]
+    width_px, height_px = png_size(path) or (1, 1)
+    width = width_mm * min(1.0, width_px / height_px)  # tall grids (one row per class) narrower
+    height = width * height_px / width_px
+    grid = cfg.get("grid") if isinstance(cfg.get("grid"), dict) else {}
+    labels = grid.get("row_labels")
+    rows = grid.get("rows")
+    classes = dataset_facts(cfg)["classes"]
+    if not isinstance(labels, list) and cfg.get("conditional") and classes and rows == len(classes):
+        labels = classes
+    labels = [str(x) for x in labels] if isinstance(labels, list) and labels else None
+    return {"epoch": epoch, "url": path.resolve().as_uri(), "caption": caption(row, cfg.get("epochs")),
+            "width_mm": round(width, 2), "height_mm": round(height, 2), "labels": labels,
+            "label_mm": round(height / len(labels), 3) if labels else None}
+
+
+# --- stops and resumes ------------------------------------------------------------------------
+EVENT_WORDS = {"start": "Started", "resume": "Resumed", "stop": "Stopped", "finish": "Finished",
+               "diverged": "Diverged", "failed": "Failed"}
+
+
+def _where(event: dict) -> str:
+    epoch, step = event.get("epoch"), event.get("step")
+    if not isinstance(epoch, int):
+        return "—"
+    if isinstance(step, int) and step > 0:
+        return f"epoch {epoch + 1}, step {step}"
+    return "at the beginning" if epoch == 0 else f"after epoch {epoch}"
+
+
+def timeline(events: Sequence[dict]) -> dict[str, Any] | None:
+    """The run's sessions from events.jsonl: rows for a table and a one-line summary.
+    None for runs that predate events.jsonl."""
+    if not events:
+        return None
+    t0 = events[0].get("time")
+    rows = []
+    for e in events:
+        world, nodes = e.get("world_size"), e.get("num_nodes") or 1
+        rows.append({"when": clock(e.get("time")),
+                     "after": duration(e["time"] - t0) if isinstance(e.get("time"), (int, float))
+                     and isinstance(t0, (int, float)) else "—",
+                     "event": EVENT_WORDS.get(e["event"], e["event"]), "where": _where(e),
+                     "placement": f"{world} × {nodes}" if isinstance(world, int) else "—",
+                     "reason": fmt(e.get("reason"))})
+    kinds = [e["event"] for e in events]
+    sessions = sum(k in ("start", "resume") for k in kinds)
+    sizes = sorted({(e.get("world_size"), e.get("num_nodes") or 1) for e in events
+                    if isinstance(e.get("world_size"), int)})
+    on = " and ".join(f"{w} process{'es' if w != 1 else ''} on {n} node{'s' if n != 1 else ''}"
+                      for w, n in sizes)
+    counts = [f"{kinds.count(k)} {word}{'s' if kinds.count(k) != 1 else ''}"
+              for k, word in (("stop", "stop"), ("resume", "resume"), ("diverged", "divergence"),
+                              ("failed", "failure")) if k in kinds]
+    summary = (f"{sessions} session{'s' if sessions != 1 else ''}"
+               + (f" ({', '.join(counts)})" if counts else "") + (f", on {on}" if on else "") + ".")
+    resumes = [e for e in events if e["event"] == "resume" and isinstance(e.get("epoch"), int)]
+    return {"rows": rows, "summary": summary, "simple": set(kinds) <= {"start", "finish"},
+            "resume_epochs": [e["epoch"] + (0.5 if (e.get("step") or 0) > 0 else 0) for e in resumes]}
+
+
+# --- quality ----------------------------------------------------------------------------------
+QUALITY_COLUMNS = [  # key, heading, format
+    ("fd", "FD", ".2f"), ("kid", "KID", ".4f"), ("modes", "Modes", ""),
+    ("kl_uniform", "KL (uniform)", ".4f"), ("confident", "Confident", ".3f"),
+    ("precision", "Precision", ".3f"), ("recall", "Recall", ".3f"), ("samples", "Samples", ",")]
+
+
+def quality_table(rows: Sequence[dict]) -> dict[str, Any]:
+    """Only the columns some row has; a Features column when rows were measured differently."""
+    columns = [c for c in QUALITY_COLUMNS if any(r.get(c[0]) is not None for r in rows)]
+    features = sorted({str(r.get("features") or "digit-classifier") for r in rows})
+    return {"columns": columns, "features": features,
+            "rows": [{"epoch": r["epoch"], "features": str(r.get("features") or "digit-classifier"),
+                      "cells": [fmt(r.get(k), spec) for k, _, spec in columns]} for r in rows]}
+
+
+def features_text(feature: str, data: dict) -> str:
+    """Whose feature space the quality numbers live in, in words."""
+    if feature == "inception":
+        return "Inception-v3 (pool3) features: FD is then the FID and KID the usual KID"
+    if feature == "digit-classifier":
+        return "the feature space of a digit classifier trained by this project (FID's idea without Inception weights)"
+    name = feature.removesuffix("-classifier")
+    name = data["title"] if name == data["name"] else name
+    return f"the feature space of a {name} classifier trained by this project (FID's idea without Inception weights)"
