@@ -30,6 +30,7 @@ from gan_dist.nets import ARCHS
 
 LOSSES = ("nonsaturating", "minimax")
 PRECISIONS = ("no", "bf16", "fp16")
+DATA_MEMORY = ("auto", "device", "host")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -55,6 +56,16 @@ class TrainConfig:
                           choices=tuple(DATASETS))
     data_dir: str = option("data", "Where datasets live / download to.", label="Data directory",
                            resumable=True)
+    image_size: int | None = option(None, "Side in pixels the images are prepared to: centre crop to a square, "
+                                    "Pillow bicubic resize (default: the data's own).", label="Image size")
+    channels: int | None = option(None, "1 (gray) or 3 (RGB): channels the images are prepared to "
+                                  "(default: the data's own).", label="Channels")
+    cache_dir: str | None = option(None, "Where prepared images are packed (default: beside the data, "
+                                   "DATA_DIR/.gan_cache or PATH/.gan_cache).", resumable=True)
+    strict: bool = option(False, "Refuse unreadable images instead of skipping them with a warning.",
+                          resumable=True)
+    data_memory: str = option("auto", "Where the training set lives: auto (device when it takes at most 1/4 of "
+                              "GPU memory, else host) | device | host.", resumable=True, choices=DATA_MEMORY)
     arch: str = option("mlp", "Network architecture: " + " | ".join(tuple(ARCHS)) + ".",
                        label="Architecture", choices=tuple(ARCHS))
     loss: str = option("nonsaturating", "Generator loss: nonsaturating | minimax.",
@@ -136,6 +147,7 @@ class TrainConfig:
                 check_choice(key, getattr(self, key), spec.choices)
         if not is_known_dataset(self.dataset):
             check_choice("dataset", self.dataset, tuple(DATASETS))
+        check_data_settings(self.dataset, self.image_size, self.channels)
         for key in ("epochs", "batch_size", "k_disc", "latent_dim", "processes", "nodes", "keep_checkpoints",
                     "log_every"):
             need(getattr(self, key) >= 1, f"{flag(key)} must be at least 1, got {getattr(self, key)}")
@@ -151,6 +163,18 @@ class TrainConfig:
              f"--name {self.name!r} is not a plain directory name: use letters, digits, '.', '_' or '-' "
              "(no '/' or '..'; the run lives inside --out)")
         return self
+
+
+def check_data_settings(dataset: str, image_size: int | None, channels: int | None) -> None:
+    """Preparation settings, and a folder that must exist: checked before anything is launched."""
+    if image_size is not None and not 8 <= image_size <= 4096:
+        raise GanError(f"--image-size must lie in 8..4096 pixels, got {image_size}")
+    if channels is not None and channels not in (1, 3):
+        raise GanError(f"--channels must be 1 (gray) or 3 (RGB), got {channels}")
+    if dataset.startswith("folder:"):
+        from gan_dist.datasets.folder import check_folder, folder_path
+
+        check_folder(folder_path(dataset))
 
 
 def flag(key: str) -> str:

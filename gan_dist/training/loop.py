@@ -22,8 +22,7 @@ import torch
 
 from gan_dist import __version__
 from gan_dist.config import TrainConfig, check_batch_split
-from gan_dist.datasets import load_dataset
-from gan_dist.datasets.resident import DeviceData
+from gan_dist.datasets.resident import DeviceData, training_set
 from gan_dist.errors import GanError
 from gan_dist.nets import NetSpec, build_models, parameter_count
 from gan_dist.rundir import RunDir
@@ -267,10 +266,7 @@ def train(cfg: TrainConfig, *, should_stop: StopCheck = lambda: False, fault: Fa
     world, rank = accelerator.num_processes, accelerator.process_index
     check_batch_split(cfg.batch_size, world)
     shard = Shard(rank, world, cfg.batch_size)
-    image_set = load_dataset(cfg.dataset, cfg.data_dir)
-    if len(image_set.images) < cfg.batch_size:
-        raise GanError(f"--batch-size {cfg.batch_size} is larger than the dataset ({len(image_set.images)} images)")
-    data = DeviceData(image_set, accelerator.device)
+    data = training_set(cfg, accelerator)  # prepared, packed once, on the device or in host memory
     spec = NetSpec(arch=cfg.arch, latent_dim=cfg.latent_dim, image_shape=data.shape, d_dropout=cfg.d_dropout,
                    fast_dropout=cfg.fast_dropout)
     models = build_training_models(cfg, spec, accelerator)
@@ -289,7 +285,7 @@ def train(cfg: TrainConfig, *, should_stop: StopCheck = lambda: False, fault: Fa
     steps = len(data) // cfg.batch_size
     run.write_config({**cfg.to_dict(), "resume": None, "world_size": world,
                       "per_process_batch": shard.per_process_batch, "steps_per_epoch": steps,
-                      "dataset_size": len(data), "image_shape": list(data.shape),
+                      "dataset_size": len(data), "image_shape": list(data.shape), "dataset_info": data.info,
                       "parameters": {"generator": parameter_count(models.G_plain),
                                      "discriminator": parameter_count(models.D_plain)},
                       "architecture": describe_models(models.G_plain, models.D_plain),
