@@ -200,6 +200,49 @@ def runs(
         print_runs(directory)
 
 
+# --- data (gan_dist.datasets.commands) -------------------------------------------------------
+data_app = typer.Typer(no_args_is_help=True, help="Prepare and inspect datasets without training.")
+app.add_typer(data_app, name="data")
+_DATASET = Annotated[str, typer.Option(help=OPTIONS["dataset"].help)]
+_DATA_DIR = Annotated[str, typer.Option(help=OPTIONS["data_dir"].help)]
+_SIZE = Annotated[Optional[int], typer.Option(help=OPTIONS["image_size"].help)]
+_CHANNELS = Annotated[Optional[int], typer.Option(help=OPTIONS["channels"].help)]
+_CACHE = Annotated[Optional[str], typer.Option(help=OPTIONS["cache_dir"].help)]
+
+
+@data_app.command("prepare")
+def data_prepare(
+    dataset: _DATASET = OPTIONS["dataset"].default,
+    data_dir: _DATA_DIR = OPTIONS["data_dir"].default,
+    image_size: _SIZE = None,
+    channels: _CHANNELS = None,
+    cache_dir: _CACHE = None,
+    strict: Annotated[bool, typer.Option("--strict", help=OPTIONS["strict"].help)] = False,
+    preview: Annotated[Optional[Path], typer.Option(help="Preview grid PNG (default: CACHE/preview.png).")] = None,
+) -> None:
+    """Pack a dataset once (as `gan train` would), print what it holds, write a preview grid."""
+    with user_errors():
+        from gan_dist.datasets.commands import prepare
+
+        prepare(dataset, data_dir, image_size=image_size, channels=channels, cache_dir=cache_dir, strict=strict,
+                preview=preview, echo=typer.echo)
+
+
+@data_app.command("info")
+def data_info(
+    dataset: _DATASET = OPTIONS["dataset"].default,
+    data_dir: _DATA_DIR = OPTIONS["data_dir"].default,
+    image_size: _SIZE = None,
+    channels: _CHANNELS = None,
+    cache_dir: _CACHE = None,
+) -> None:
+    """What the packed caches of a dataset hold (count, shape, classes, settings, integrity)."""
+    with user_errors():
+        from gan_dist.datasets.commands import info
+
+        info(dataset, data_dir, image_size=image_size, channels=channels, cache_dir=cache_dir, echo=typer.echo)
+
+
 def main() -> None:
     """Entry point of the `gan` script: every GanError becomes one line and exit 2."""
     try:

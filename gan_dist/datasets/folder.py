@@ -38,8 +38,6 @@ def folder_path(name: str) -> Path:
 
 def check_folder(path: Path) -> None:
     """The cheap checks config validation runs before anything is launched or written."""
-    if not str(path) or str(path) == ".":
-        pass
     if not path.exists():
         raise GanError(f"image folder {path} does not exist: check the path after 'folder:'")
     if not path.is_dir():

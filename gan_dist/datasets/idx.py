@@ -19,7 +19,10 @@ MNIST_FILES = {
 
 def read_idx(path: Path) -> np.ndarray:
     """Parse one IDX file (optionally gzipped): magic, dims, then big-endian uint8 data."""
-    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    try:
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError, gzip.BadGzipFile) as err:
+        raise GanError(f"{path} cannot be read ({type(err).__name__}: {err}): download it again") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise GanError(f"{path} is not a uint8 IDX file: replace it with the original file")
     ndim = raw[3]
@@ -30,6 +33,7 @@ def read_idx(path: Path) -> np.ndarray:
     return data.reshape(dims)
 
 
+DIGIT_CLASSES = tuple(str(d) for d in range(10))
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                    "Ankle boot")
 
@@ -57,7 +61,7 @@ def load_mnist(data_dir: Path, train: bool = True, download: bool = True) -> Ima
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise GanError(f"{image_path} and {label_path} do not match (images {images.shape}, "
                        f"labels {labels.shape}): replace them with the original MNIST files")
-    return ImageSet(images[:, None].copy(), labels.copy(), "mnist" if train else "mnist-test")
+    return ImageSet(images[:, None].copy(), labels.copy(), "mnist" if train else "mnist-test", DIGIT_CLASSES)
 
 
 def _download_mnist(data_dir: Path, train: bool, kind: str = "MNIST") -> None:

@@ -127,8 +127,10 @@ def _progress(total: int, label: str, enabled: bool):
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    console = Console(stderr=True)
+    # a live bar on a terminal only: in logs and pipes its final frame would be noise beside errors
     return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    console=Console(stderr=True), disable=not enabled, transient=False)
+                    console=console, disable=not (enabled and console.is_terminal), transient=False)
 
 
 def build(source: Source, settings: Settings, *, show_progress: bool = True) -> tuple[np.ndarray, np.ndarray | None, list]:

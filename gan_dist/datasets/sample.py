@@ -14,4 +14,4 @@ SAMPLE_FILE = Path(__file__).resolve().parents[1] / "data" / "mnist_sample.npz"
 def load_sample() -> ImageSet:
     """The 5,000 real MNIST training digits shipped in the package (see data/ATTRIBUTION.md)."""
     with np.load(SAMPLE_FILE) as archive:
-        return ImageSet(archive["images"], archive["labels"], "mnist-sample")
+        return ImageSet(archive["images"], archive["labels"], "mnist-sample", tuple(str(d) for d in range(10)))
