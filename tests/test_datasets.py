@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from datasets_fixtures import cifar_files, fashion_files, image_folder
+from helpers import gan
 from PIL import Image
 
-from datasets_fixtures import cifar_files, fashion_files, image_folder
 from gan_dist.datasets import load_dataset
 from gan_dist.datasets.pack import verify
 from gan_dist.errors import GanError
-from helpers import gan
 
 
 def caches(folder: Path) -> list[Path]:

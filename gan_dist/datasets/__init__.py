@@ -12,14 +12,14 @@ another preparation. Folders are always prepared once and packed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from gan_dist.datasets.base import ImageSet, to_unit_range  # noqa: F401  (re-exported)
 from gan_dist.datasets.cifar import load_cifar10
 from gan_dist.datasets.folder import PREFIX, FolderScan, folder_path, scan_folder
 from gan_dist.datasets.idx import load_fashion, load_mnist, read_idx  # noqa: F401
-from gan_dist.datasets.sample import load_sample  # noqa: F401
+from gan_dist.datasets.sample import load_sample
 from gan_dist.errors import GanError
 
 FOLDER_ENTRY = PREFIX + "PATH"

@@ -22,9 +22,9 @@ import re
 import shutil
 import time
 import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 
@@ -125,7 +125,13 @@ def open_cache(folder: Path) -> ImageSet:
 # --- writing ---------------------------------------------------------------------------------
 def _progress(total: int, label: str, enabled: bool):
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     console = Console(stderr=True)
     # a live bar on a terminal only: in logs and pipes its final frame would be noise beside errors
@@ -176,7 +182,7 @@ def _write(folder: Path, source: Source, settings: Settings, images: np.ndarray,
         fh.flush()
         os.fsync(fh.fileno())
     header = {"format": FORMAT_VERSION, "name": source.name, "key": cache_key(source, settings),
-              "count": int(len(images)), "shape": list(images.shape[1:]), "labelled": labels is not None,
+              "count": len(images), "shape": list(images.shape[1:]), "labelled": labels is not None,
               "classes": list(source.classes) if source.classes else None, "chunk_images": chunk,
               "images_crc32": crcs, "labels_crc32": None, "settings": settings.to_dict(),
               "source_count": source.count, "skipped": len(skipped),

@@ -35,6 +35,8 @@ DEFAULT_SAMPLES = 2000
 # --- features ------------------------------------------------------------------------------
 def to_model_input(images) -> torch.Tensor:
     """uint8 (N, C, H, W) array/tensor, or floats in [-1, 1] -> float32 CPU tensor in [-1, 1]."""
+    if isinstance(images, np.ndarray) and not images.flags.writeable:  # a memory-mapped cache
+        images = np.array(images)
     x = torch.as_tensor(images)
     if x.dtype == torch.uint8:
         return x.float().div_(127.5).sub_(1.0)
@@ -46,19 +48,34 @@ def quantize(images: torch.Tensor) -> torch.Tensor:
     return images.detach().float().cpu().add(1.0).mul(127.5).round_().clamp_(0, 255).to(torch.uint8)
 
 
+@dataclass(frozen=True)
+class FeatureSpace:
+    """A classifier whose penultimate layer the metrics compare in, and what it can tell apart."""
+    name: str                      # e.g. "digit classifier", "cifar10 classifier"
+    id: str                        # content hash: real statistics are cached per (data, space)
+    model: torch.nn.Module         # .features(x) -> (B, D); .head(f) -> logits
+    shape: tuple[int, int, int]    # (C, H, W) it accepts
+    classes: int
+    accuracy: float | None = None  # held-out accuracy, for dataset classifiers
+
+
+def digit_space() -> FeatureSpace:
+    return FeatureSpace("digit classifier", classifier_id(), load_classifier(), (1, 28, 28), CLASSES)
+
+
 @torch.no_grad()
-def features(images, batch: int = 1000) -> tuple[np.ndarray, np.ndarray]:
-    """Penultimate features (N, 512) float64 and class probabilities (N, 10)."""
-    model = load_classifier()
+def features(images, batch: int = 1000, space: FeatureSpace | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Penultimate features (N, D) float64 and class probabilities (N, classes)."""
+    space = space or digit_space()
     x = to_model_input(images)
-    if x.ndim != 4 or tuple(x.shape[1:]) != (1, 28, 28):
-        raise GanError(f"quality metrics need (N, 1, 28, 28) digit images, got {tuple(x.shape)}: "
-                       "they are defined for MNIST-shaped runs only")
+    if x.ndim != 4 or tuple(x.shape[1:]) != tuple(space.shape):
+        raise GanError(f"the {space.name} takes (N, {', '.join(map(str, space.shape))}) images, got {tuple(x.shape)}: "
+                       "evaluate against the data the run trained on")
     feats, probs = [], []
     for i in range(0, len(x), batch):
-        f = model.features(x[i:i + batch])
+        f = space.model.features(x[i:i + batch])
         feats.append(f)
-        probs.append(torch.softmax(model.head(f), dim=1))
+        probs.append(torch.softmax(space.model.head(f), dim=1))
     return torch.cat(feats).double().numpy(), torch.cat(probs).double().numpy()
 
 
@@ -130,11 +147,12 @@ def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = PR_K) -> tuple
 
 def label_metrics(probs: np.ndarray) -> dict:
     """modes (classes with at least half a fair share), KL(histogram || uniform), confident share."""
-    hist = np.bincount(probs.argmax(1), minlength=CLASSES) / len(probs)
+    classes = probs.shape[1]
+    hist = np.bincount(probs.argmax(1), minlength=classes) / len(probs)
     nonzero = hist[hist > 0]
     return {
-        "modes": int((hist >= 0.5 / CLASSES).sum()),
-        "kl_uniform": float((nonzero * np.log(nonzero * CLASSES)).sum()),
+        "modes": int((hist >= 0.5 / classes).sum()),
+        "kl_uniform": float((nonzero * np.log(nonzero * classes)).sum()),
         "confident": float((probs.max(1) >= 0.9).mean()),
         "histogram": [round(float(h), 4) for h in hist],
     }
@@ -149,6 +167,7 @@ class RealStats:
     sigma: np.ndarray       # (512, 512)
     features: np.ndarray    # (<= 10000, 512) float32, a fixed random subset
     count: int
+    space: FeatureSpace | None = None  # None: the digit classifier
 
 
 _MEMORY: dict[str, RealStats] = {}
@@ -162,11 +181,12 @@ def cache_dir() -> Path:
     return Path(base) / "gan_dist"
 
 
-def real_stats(images_u8: np.ndarray, name: str) -> RealStats:
-    """Statistics of real digits, cached by (contents, classifier): computed once per dataset."""
+def real_stats(images_u8: np.ndarray, name: str, space: FeatureSpace | None = None) -> RealStats:
+    """Statistics of real images, cached by (contents, classifier): computed once per dataset."""
     images_u8 = np.ascontiguousarray(images_u8)
     digest = hashlib.sha256(images_u8.tobytes()).hexdigest()[:12]
-    key = f"{name}-{len(images_u8)}-{digest}-clf{classifier_id()}"
+    slug = "".join(c if c.isalnum() or c in "._-" else "-" for c in name)[-60:]
+    key = f"{slug}-{len(images_u8)}-{digest}-clf{space.id if space else classifier_id()}"
     if key in _MEMORY:
         return _MEMORY[key]
     path = cache_dir() / f"real-{key}.npz"
@@ -174,14 +194,14 @@ def real_stats(images_u8: np.ndarray, name: str) -> RealStats:
     if path.is_file():
         try:
             with np.load(path) as f:
-                stats = RealStats(name, key, f["mu"], f["sigma"], f["features"], int(f["count"]))
+                stats = RealStats(name, key, f["mu"], f["sigma"], f["features"], int(f["count"]), space)
         except Exception:  # noqa: BLE001 -- damaged cache, whatever np.load raises: recompute
             stats = None
     if stats is None:
-        feats, _ = features(images_u8)
+        feats, _ = features(images_u8, space=space)
         mu, sigma = gaussian_stats(feats)
         keep = np.random.default_rng(0).permutation(len(feats))[:REAL_FEATURES_KEPT]
-        stats = RealStats(name, key, mu, sigma, feats[np.sort(keep)].astype(np.float32), len(feats))
+        stats = RealStats(name, key, mu, sigma, feats[np.sort(keep)].astype(np.float32), len(feats), space)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(path, lambda tmp: _save_npz(tmp, mu=stats.mu, sigma=stats.sigma,
@@ -197,13 +217,16 @@ def _save_npz(path: Path, **arrays) -> None:
         np.savez(fh, **arrays)
 
 
-def real_reference(dataset: str, data_dir: str | Path | None = None) -> RealStats:
-    """The real data a run trained on (what its generator should imitate)."""
-    from gan_dist.datasets import load_mnist, load_sample
+def real_reference(dataset: str, data_dir: str | Path | None = None, *, image_size: int | None = None,
+                   channels: int | None = None, cache_dir: str | Path | None = None, log=None) -> RealStats:
+    """The real data a run trained on (what its generator should imitate), in its feature space:
+    the shipped digit classifier for MNIST at 28×28, else a classifier trained on the data's labels."""
+    from gan_dist.datasets import load_dataset, load_mnist, load_sample
 
-    if dataset == "mnist-sample":
+    digits = dataset in ("mnist", "mnist-sample", "mnist-test") and image_size in (None, 28) and channels in (None, 1)
+    if digits and dataset == "mnist-sample":
         data = load_sample()
-    elif dataset in ("mnist", "mnist-test"):
+    elif digits:
         folder = Path(data_dir or "data")
         try:
             data = load_mnist(folder, train=dataset == "mnist", download=False)
@@ -211,8 +234,29 @@ def real_reference(dataset: str, data_dir: str | Path | None = None) -> RealStat
             raise GanError(f"the real digits for the reference statistics are missing ({err}); "
                            f"run from where training ran, or put the MNIST files under {folder}") from None
     else:
-        raise GanError(f"quality metrics are defined for MNIST digits only, not dataset {dataset!r}")
-    return real_stats(data.images, data.name)
+        try:
+            data = load_dataset(dataset, data_dir or "data", image_size=image_size, channels=channels,
+                                cache_dir=cache_dir, show_progress=False)
+        except GanError as err:
+            raise GanError(f"the real images for the reference statistics cannot be loaded ({err}); "
+                           "run from where training ran") from None
+    if digits:
+        return real_stats(data.images, data.name)
+    return real_stats(data.images, data.name, dataset_space(data, log=log))
+
+
+def dataset_space(data, log=None) -> FeatureSpace:
+    """The feature space of a labelled dataset: its own classifier (trained once, cached)."""
+    from gan_dist.metrics.dataset_classifier import dataset_classifier
+
+    if data.labels is None or not data.classes:
+        raise GanError(f"{data.name} is unlabelled, so there is no classifier feature space for its quality "
+                       "metrics: give the images class subfolders, or use --features inception "
+                       "(pip install 'gan_dist[inception]')")
+    model, info = dataset_classifier(np.asarray(data.images), data.labels, data.classes, data.name, cache_dir(),
+                                     log=log)
+    return FeatureSpace(f"{data.name} classifier", info["key"], model, tuple(data.shape), len(data.classes),
+                        info["held_out_accuracy"])
 
 
 # --- evaluation ------------------------------------------------------------------------------
@@ -222,7 +266,7 @@ def _rounded(value: float) -> float:
 
 def evaluate_images(images, real: RealStats, *, seed: int = 0) -> dict:
     """All metrics for a batch of images (uint8, or floats in [-1, 1]) against real statistics."""
-    feats, probs = features(images)
+    feats, probs = features(images, space=real.space)
     n = len(feats)
     if n < 2 * PR_K + 2:
         raise GanError(f"{n} samples are too few for the quality metrics: use --samples 500 or more")
@@ -245,7 +289,8 @@ def evaluate_images(images, real: RealStats, *, seed: int = 0) -> dict:
         "samples": n,
         "class_histogram": labels["histogram"],
         "real": real.name,
-        "classifier": classifier_id(),
+        "classifier": real.space.id if real.space else classifier_id(),
+        **({"feature_space": real.space.name, "classifier_accuracy": real.space.accuracy} if real.space else {}),
     }
 
 
@@ -306,9 +351,10 @@ def read_quality(run_dir: Path) -> list[dict]:
     return read_jsonl(Path(run_dir) / QUALITY)[0]
 
 
-def run_reference(run_dir: Path) -> RealStats:
+def run_reference(run_dir: Path, log=None) -> RealStats:
     cfg = read_run_config(run_dir)
-    return real_reference(cfg.get("dataset", "mnist"), cfg.get("data_dir"))
+    return real_reference(cfg.get("dataset", "mnist"), cfg.get("data_dir"), image_size=cfg.get("image_size"),
+                          channels=cfg.get("channels"), cache_dir=cfg.get("cache_dir"), log=log)
 
 
 def evaluate_run(run_dir: Path, epochs: list[int] | None = None, samples: int = DEFAULT_SAMPLES,
@@ -319,7 +365,9 @@ def evaluate_run(run_dir: Path, epochs: list[int] | None = None, samples: int = 
     run_dir = Path(run_dir)
     if samples < 2 * PR_K + 2:
         raise GanError(f"--samples {samples} is too small: use 500 or more")
-    real = run_reference(run_dir)
+    real = run_reference(run_dir, log=note)
+    if real.space is not None:
+        note(f"feature space: the {real.space.name} (held-out accuracy {real.space.accuracy:.3f})")
     available = generator_files(run_dir)
     if not available:
         raise GanError(f"{run_dir} has no generator weights yet: wait for its first sample epoch")
@@ -351,6 +399,13 @@ def evaluate_generator_into_run(run: RunDir, generator: torch.nn.Module, epoch: 
                                                      real=run_reference(run.path)), "seed": seed}
     run.merge_quality([row])
     return row
+
+
+def note(message: str) -> None:
+    """Progress notes (a classifier being trained) on stderr: stdout carries the rows."""
+    import sys
+
+    print(f"note: {message}", file=sys.stderr, flush=True)
 
 
 def format_row(row: dict) -> str:
