@@ -63,7 +63,7 @@ def _unit(images_u8) -> torch.Tensor:
 def split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(train rows, held-out rows): a seeded 10% held out (at least 1, at most 5,000)."""
     order = np.random.default_rng(seed).permutation(n)
-    held = min(5000, max(1, int(round(n * HELD_OUT))))
+    held = min(5000, max(1, round(n * HELD_OUT)))
     return np.sort(order[held:]), np.sort(order[:held])
 
 
@@ -131,7 +131,7 @@ def dataset_classifier(images_u8: np.ndarray, labels: np.ndarray, classes: tuple
             model = SmallClassifier(images_u8.shape[1], len(classes))
             model.load_state_dict(load_file(str(path)))
             return _frozen(model), info
-        except Exception:  # noqa: BLE001 -- damaged cache entry, whatever the parser raises: train again
+        except Exception:  # noqa: BLE001, S110 -- damaged cache entry, whatever the parser raises: train again
             pass
     if log is not None:
         log(f"training a classifier on {name}'s labels for the quality metrics (once; cached)")
