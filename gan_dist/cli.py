@@ -179,13 +179,19 @@ def eval_(
     epochs: Annotated[Optional[str], typer.Option(help="Epochs to evaluate, e.g. 10,50,100 (default: all kept).")] = None,
     samples: Annotated[int, typer.Option(help="Generated images per epoch.")] = 2000,
     seed: Annotated[int, typer.Option(help="Seed of the noise (and of the real subset).")] = 0,
+    features: Annotated[Optional[str], typer.Option(help="auto | inception (default: the run's --features).")] = None,
 ) -> None:
     """Quality metrics (FD, KID, modes, precision/recall) -> RUN_DIR/quality.jsonl."""
     with user_errors():
         wanted = list(parse_epoch_list(epochs, "--epochs")) if epochs else None
         from gan_dist.metrics.quality import evaluate_run, format_row
 
-        evaluate_run(run_dir, wanted, samples=samples, seed=seed, log=lambda row: typer.echo(format_row(row)))
+        if features is not None:
+            from gan_dist.config import FEATURES, check_choice
+
+            check_choice("features", features, FEATURES)
+        evaluate_run(run_dir, wanted, samples=samples, seed=seed, features=features,
+                     log=lambda row: typer.echo(format_row(row)))
     typer.echo(f"wrote {Path(run_dir) / 'quality.jsonl'}")
 
 

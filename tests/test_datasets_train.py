@@ -60,3 +60,15 @@ def test_two_processes_pack_once_on_fashion_mnist(tmp_path):
     caches = [p for p in (tmp_path / "data" / ".gan_cache").iterdir() if p.is_dir()]
     assert len(caches) == 1 and not [p for p in (tmp_path / "data" / ".gan_cache").iterdir()
                                      if p.name.startswith((".tmp-", ".old-"))]
+
+
+def test_unlabelled_folder_eval_says_no_feature_space(tmp_path):
+    root = image_folder(tmp_path / "flat", classes=("",), per_class=16, corrupt=False)
+    gan("train", *SETTINGS, "--epochs", "1", "--batch-size", "8", "--dataset", f"folder:{root}", "--image-size", "8",
+        "--out", tmp_path / "runs", "--name", "u")
+    for extra in ([], ["--features", "inception"]):  # inception: not installed, or its weights offline
+        proc = gan("eval", tmp_path / "runs" / "u", "--samples", "50", *extra, check=False)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+        assert ("no classifier feature space" in lines[0]) if not extra else ("inception" in lines[0].lower())
+    assert not (tmp_path / "runs" / "u" / "quality.jsonl").exists()

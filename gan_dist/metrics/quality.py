@@ -351,22 +351,50 @@ def read_quality(run_dir: Path) -> list[dict]:
     return read_jsonl(Path(run_dir) / QUALITY)[0]
 
 
-def run_reference(run_dir: Path, log=None) -> RealStats:
+@dataclass(frozen=True)
+class InceptionReference:
+    """`--features inception`: real images (a seeded subset of the training set) for torchmetrics' FID."""
+    name: str
+    images: np.ndarray  # (<= 10000, C, H, W) uint8
+
+
+def run_reference(run_dir: Path, log=None, features: str | None = None) -> RealStats | InceptionReference:
+    """The reference a run is measured against, in the feature space it asked for (--features)."""
     cfg = read_run_config(run_dir)
+    features = features or cfg.get("features") or "auto"
+    if features == "inception":
+        from gan_dist.datasets import load_dataset
+        from gan_dist.metrics.inception import _metric
+
+        _metric()  # fails now, in one line, when torchmetrics or the weights are missing
+        data = load_dataset(cfg.get("dataset", "mnist"), cfg.get("data_dir") or "data", image_size=cfg.get("image_size"),
+                            channels=cfg.get("channels"), cache_dir=cfg.get("cache_dir"), show_progress=False)
+        keep = np.sort(np.random.default_rng(0).permutation(len(data))[:REAL_FEATURES_KEPT])
+        return InceptionReference(data.name, np.asarray(data.images[keep]))
     return real_reference(cfg.get("dataset", "mnist"), cfg.get("data_dir"), image_size=cfg.get("image_size"),
                           channels=cfg.get("channels"), cache_dir=cfg.get("cache_dir"), log=log)
 
 
+def score(generator, real: RealStats | InceptionReference, *, samples: int, seed: int, latent_dim=None) -> dict:
+    if isinstance(real, InceptionReference):
+        from gan_dist.metrics.inception import inception_fd
+
+        fake = generate(generator, samples, seed, latent_dim=latent_dim)
+        return {"fd": _rounded(inception_fd(real.images, fake)), "samples": samples, "real": real.name,
+                "feature_space": "inception"}
+    return evaluate_generator(generator, samples=samples, seed=seed, real=real, latent_dim=latent_dim)
+
+
 def evaluate_run(run_dir: Path, epochs: list[int] | None = None, samples: int = DEFAULT_SAMPLES,
-                 seed: int = 0, log=None) -> list[dict]:
+                 seed: int = 0, log=None, features: str | None = None) -> list[dict]:
     """Evaluate the kept generators of a run (all, or `epochs`) into RUN_DIR/quality.jsonl."""
     from gan_dist.nets.generator_io import load_generator
 
     run_dir = Path(run_dir)
     if samples < 2 * PR_K + 2:
         raise GanError(f"--samples {samples} is too small: use 500 or more")
-    real = run_reference(run_dir, log=note)
-    if real.space is not None:
+    real = run_reference(run_dir, log=note, features=features)
+    if getattr(real, "space", None) is not None:
         note(f"feature space: the {real.space.name} (held-out accuracy {real.space.accuracy:.3f})")
     available = generator_files(run_dir)
     if not available:
@@ -379,8 +407,8 @@ def evaluate_run(run_dir: Path, epochs: list[int] | None = None, samples: int = 
     rows = []
     for epoch in wanted:
         generator, info = load_generator(available[epoch])
-        row = {"epoch": epoch, **evaluate_generator(generator, samples=samples, seed=seed, real=real,
-                                                    latent_dim=info["latent_dim"]), "seed": seed}
+        row = {"epoch": epoch, **score(generator, real, samples=samples, seed=seed, latent_dim=info["latent_dim"]),
+               "seed": seed}
         rows.append(row)
         RunDir(run_dir, is_main=True).merge_quality([row])  # each epoch lands as soon as it is known
         if log is not None:
@@ -395,8 +423,8 @@ def evaluate_generator_into_run(run: RunDir, generator: torch.nn.Module, epoch: 
     Call on the main process only. Uses private RNGs and restores the generator's train/eval
     mode, so training continues exactly as without it.
     """
-    row = {"epoch": int(epoch), **evaluate_generator(generator, samples=samples, seed=seed,
-                                                     real=run_reference(run.path)), "seed": seed}
+    row = {"epoch": int(epoch), **score(generator, run_reference(run.path, log=note), samples=samples, seed=seed),
+           "seed": seed}
     run.merge_quality([row])
     return row
 
@@ -409,6 +437,8 @@ def note(message: str) -> None:
 
 
 def format_row(row: dict) -> str:
+    if row.get("feature_space") == "inception":
+        return f"epoch {row['epoch']}: fid (inception) {row['fd']:.3f}  (n={row['samples']})"
     return (f"epoch {row['epoch']}: fd {row['fd']:.3f}  kid {row['kid']:.4f}  modes {row['modes']}  "
             f"kl {row['kl_uniform']:.3f}  confident {row['confident']:.3f}  "
             f"precision {row['precision']:.3f}  recall {row['recall']:.3f}  (n={row['samples']})")
