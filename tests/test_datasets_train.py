@@ -45,7 +45,7 @@ def test_cifar10_two_epochs_and_eval_with_its_classifier(tmp_path):
     out = gan("eval", run, "--samples", "200", "--epochs", "2")
     assert "held-out accuracy" in out.stderr and "epoch 2: fd" in out.stdout
     rows = [json.loads(line) for line in (run / "quality.jsonl").read_text().splitlines()]
-    assert rows[0]["feature_space"] == "cifar10 classifier" and 0 <= rows[0]["classifier_accuracy"] <= 1
+    assert rows[0]["features"] == "cifar10-classifier" and 0 <= rows[0]["classifier_accuracy"] <= 1
     assert 0 <= rows[0]["modes"] <= 10 and rows[0]["fd"] >= 0
     again = gan("eval", run, "--samples", "200", "--epochs", "2")  # the classifier is cached: no training
     assert "training a classifier" not in again.stderr

@@ -52,6 +52,7 @@ def quantize(images: torch.Tensor) -> torch.Tensor:
 class FeatureSpace:
     """A classifier whose penultimate layer the metrics compare in, and what it can tell apart."""
     name: str                      # e.g. "digit classifier", "cifar10 classifier"
+    key: str                       # quality rows' "features": "digit-classifier", "cifar10-classifier"
     id: str                        # content hash: real statistics are cached per (data, space)
     model: torch.nn.Module         # .features(x) -> (B, D); .head(f) -> logits
     shape: tuple[int, int, int]    # (C, H, W) it accepts
@@ -60,7 +61,7 @@ class FeatureSpace:
 
 
 def digit_space() -> FeatureSpace:
-    return FeatureSpace("digit classifier", classifier_id(), load_classifier(), (1, 28, 28), CLASSES)
+    return FeatureSpace("digit classifier", "digit-classifier", classifier_id(), load_classifier(), (1, 28, 28), CLASSES)
 
 
 @torch.no_grad()
@@ -255,7 +256,7 @@ def dataset_space(data, log=None) -> FeatureSpace:
                        "(pip install 'gan_dist[inception]')")
     model, info = dataset_classifier(np.asarray(data.images), data.labels, data.classes, data.name, cache_dir(),
                                      log=log)
-    return FeatureSpace(f"{data.name} classifier", info["key"], model, tuple(data.shape), len(data.classes),
+    return FeatureSpace(f"{data.name} classifier", f"{data.name}-classifier", info["key"], model, tuple(data.shape), len(data.classes),
                         info["held_out_accuracy"])
 
 
@@ -290,7 +291,8 @@ def evaluate_images(images, real: RealStats, *, seed: int = 0) -> dict:
         "class_histogram": labels["histogram"],
         "real": real.name,
         "classifier": real.space.id if real.space else classifier_id(),
-        **({"feature_space": real.space.name, "classifier_accuracy": real.space.accuracy} if real.space else {}),
+        # the report's key: "digit-classifier", "<dataset>-classifier" or "inception"
+        **({"features": real.space.key, "classifier_accuracy": real.space.accuracy} if real.space else {}),
     }
 
 
@@ -381,7 +383,7 @@ def score(generator, real: RealStats | InceptionReference, *, samples: int, seed
 
         fake = generate(generator, samples, seed, latent_dim=latent_dim)
         return {"fd": _rounded(inception_fd(real.images, fake)), "samples": samples, "real": real.name,
-                "feature_space": "inception"}
+                "features": "inception"}
     return evaluate_generator(generator, samples=samples, seed=seed, real=real, latent_dim=latent_dim)
 
 
@@ -437,7 +439,7 @@ def note(message: str) -> None:
 
 
 def format_row(row: dict) -> str:
-    if row.get("feature_space") == "inception":
+    if row.get("features") == "inception":
         return f"epoch {row['epoch']}: fid (inception) {row['fd']:.3f}  (n={row['samples']})"
     return (f"epoch {row['epoch']}: fd {row['fd']:.3f}  kid {row['kid']:.4f}  modes {row['modes']}  "
             f"kl {row['kl_uniform']:.3f}  confident {row['confident']:.3f}  "
