@@ -51,6 +51,7 @@ def test_cifar10_two_epochs_and_eval_with_its_classifier(tmp_path):
     assert "training a classifier" not in again.stderr
 
 
+@pytest.mark.multiproc
 def test_two_processes_pack_once_on_fashion_mnist(tmp_path):
     fashion_files(tmp_path / "data", n=128)
     gan("train", *TINY, "--processes", "2", "--dataset", "fashion-mnist", "--data-dir", tmp_path / "data",
