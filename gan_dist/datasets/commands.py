@@ -62,7 +62,12 @@ def prepare(dataset: str, data_dir: str, *, image_size=None, channels=None, cach
         echo(line)
     if preview is None:
         cache = data.info.get("cache")
-        preview = Path(cache) / "preview.png" if cache else Path(f"preview-{_slug(dataset)}.png")
+        if cache:
+            preview = Path(cache) / "preview.png"
+        elif "cache" not in data.info:  # read from its own files: beside them, with the caches
+            preview = Path(cache_dir or default_cache_dir(dataset, data_dir)) / f"preview-{_slug(dataset)}.png"
+        else:  # the cache location is not writable
+            preview = Path(f"preview-{_slug(dataset)}.png")
     write_preview(data, preview)
     echo(f"preview   {preview}")
 
