@@ -98,13 +98,13 @@ def test_cache_hit_miss_fingerprint_and_damage(tmp_path, capfd):
     images.write_bytes(images.read_bytes()[:-100])
     assert "truncated" in verify(newest)
     rebuilt = np.array(load_dataset(f"folder:{root}", "unused", image_size=16).images)  # a copy, not the mapped file
-    assert "damaged" in capfd.readouterr().err and verify(newest) == ""
+    assert "rebuilding" in capfd.readouterr().err and verify(newest) == ""
     raw = bytearray(images.read_bytes())
     raw[5] ^= 0xFF
     images.write_bytes(bytes(raw))
     assert "checksum" in verify(newest)
     again = load_dataset(f"folder:{root}", "unused", image_size=16)
-    assert "damaged" in capfd.readouterr().err
+    assert "rebuilding" in capfd.readouterr().err
     assert np.array_equal(np.asarray(again.images), rebuilt)
 
 
@@ -212,3 +212,27 @@ def test_bad_input_one_line_exit_2_nothing_written(tmp_path):
     assert "cifar-10-batches-py" in bad(tmp_path, "--dataset", "cifar10", "--data-dir", tmp_path / "nothing")
     root = image_folder(tmp_path / "pets")
     assert "--strict" in bad(tmp_path, "--dataset", f"folder:{root}", "--image-size", "8", "--strict")
+
+
+def test_cache_of_another_format_version_is_replaced(tmp_path, capfd):
+    import json
+
+    root = image_folder(tmp_path / "pets", corrupt=False)
+    load_dataset(f"folder:{root}", "unused", image_size=8)
+    [folder] = caches(root)
+    header = json.loads((folder / "header.json").read_text())
+    (folder / "header.json").write_text(json.dumps({**header, "format": 0}))
+    assert "format 0" in verify(folder)
+    load_dataset(f"folder:{root}", "unused", image_size=8)
+    assert "rebuilding" in capfd.readouterr().err and verify(folder) == ""
+
+
+def test_memory_rule_places_large_sets_in_host_memory():
+    from gan_dist.datasets.base import ImageSet
+    from gan_dist.datasets.host import HostData
+    from gan_dist.datasets.resident import DeviceData, fits_on_device, place
+
+    assert fits_on_device(10 << 20, torch.device("cpu")) and not fits_on_device(1 << 60, torch.device("cpu"))
+    small = ImageSet(np.zeros((4, 1, 8, 8), np.uint8), None, "zeros")
+    assert isinstance(place(small, torch.device("cpu")), DeviceData)
+    assert isinstance(place(small, torch.device("cpu"), "host"), HostData)

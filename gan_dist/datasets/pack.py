@@ -239,7 +239,7 @@ def load_or_pack(source: Source, settings: Settings, cache_dir: Path, *, show_pr
     with _locked(Path(cache_dir) / f"{folder.name}.lock"):
         problem = verify(folder)  # another process may have packed it while we waited
         if problem not in ("", "missing"):
-            warn(f"the cache {folder} is damaged ({problem}): rebuilding it")
+            warn(f"the cache {folder} cannot be used ({problem}): rebuilding it")
         if problem:
             start = time.perf_counter()
             images, labels, skipped = build(source, settings, show_progress=show_progress)
