@@ -251,17 +251,26 @@ def evaluate_images(images, real: RealStats, *, seed: int = 0) -> dict:
 
 @torch.no_grad()
 def generate(generator: torch.nn.Module, samples: int, seed: int, *, latent_dim: int | None = None,
-             batch: int = 1000) -> torch.Tensor:
-    """uint8 (N, C, H, W) images from seeded noise; a private RNG leaves global RNG state alone."""
+             batch: int = 1000, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """uint8 (N, C, H, W) images from seeded noise; a private RNG leaves global RNG state alone.
+    A conditional generator draws `labels` (N,), by default every class equally often
+    (image i is class i mod classes)."""
     generator = getattr(generator, "module", generator)  # DDP wrapper
     latent_dim = latent_dim or generator.latent_dim  # every network declares it (nets/)
+    classes = getattr(generator, "num_classes", 0)
+    if classes and labels is None:
+        labels = torch.arange(samples) % classes
     params = list(generator.parameters())
     device = params[0].device if params else torch.device("cpu")
     was_training = generator.training
     generator.eval()
     try:
         z = torch.randn(samples, latent_dim, generator=torch.Generator().manual_seed(seed))
-        out = [quantize(generator(z[i:i + batch].to(device))) for i in range(0, samples, batch)]
+        if classes:
+            out = [quantize(generator(z[i:i + batch].to(device), labels[i:i + batch].to(device)))
+                   for i in range(0, samples, batch)]
+        else:
+            out = [quantize(generator(z[i:i + batch].to(device))) for i in range(0, samples, batch)]
     finally:
         generator.train(was_training)
     return torch.cat(out)
@@ -269,8 +278,25 @@ def generate(generator: torch.nn.Module, samples: int, seed: int, *, latent_dim:
 
 def evaluate_generator(generator: torch.nn.Module, *, samples: int = DEFAULT_SAMPLES, seed: int = 0,
                        real: RealStats, latent_dim: int | None = None) -> dict:
-    """Metrics of `samples` images generated from noise seeded by `seed`."""
-    return evaluate_images(generate(generator, samples, seed, latent_dim=latent_dim), real, seed=seed)
+    """Metrics of `samples` images generated from noise seeded by `seed`. For a conditional
+    generator (every class equally often) also `label_accuracy`: per class, the share of its
+    images the classifier assigns to it, and `label_accuracy_min`."""
+    images = generate(generator, samples, seed, latent_dim=latent_dim)
+    row = evaluate_images(images, real, seed=seed)
+    classes = getattr(getattr(generator, "module", generator), "num_classes", 0)
+    if classes:
+        per_class = label_accuracy(images, torch.arange(samples) % classes, classes)
+        row["label_accuracy"] = [_rounded(a) for a in per_class]
+        row["label_accuracy_min"] = _rounded(min(per_class))
+    return row
+
+
+def label_accuracy(images, labels: torch.Tensor, classes: int) -> list[float]:
+    """Per class k: the share of the images drawn as class k that the classifier calls k."""
+    _, probs = features(images)
+    preds = torch.from_numpy(probs.argmax(1))
+    return [float((preds[labels == k] == k).double().mean()) if (labels == k).any() else float("nan")
+            for k in range(classes)]
 
 
 # --- run directories ---------------------------------------------------------------------------
@@ -287,11 +313,13 @@ def read_run_config(run_dir: Path) -> dict:
         raise GanError(f"{path} is unreadable ({err}): restore it from the run's checkpoint") from None
 
 
-def generator_files(run_dir: Path) -> dict[int, Path]:
-    """Epoch -> generator weights: generators/epoch_NNNN.safetensors, plus the final file."""
+def generator_files(run_dir: Path, *, raw: bool = False) -> dict[int, Path]:
+    """Epoch -> generator weights: generators/epoch_NNNN.safetensors, plus the final file.
+    raw: the trained generator's files of a run whose shown generator is an EMA."""
     run = RunDir(run_dir, is_main=False)
-    files = epoch_files(run.generators, ".safetensors")
-    final = run.generator_file()
+    raw = raw and has_ema(run_dir)
+    files = epoch_files(run.generators / "raw" if raw else run.generators, ".safetensors")
+    final = run.generator_file(raw=raw)
     if final.is_file():
         from gan_dist.nets.generator_io import read_generator_info
 
@@ -300,6 +328,14 @@ def generator_files(run_dir: Path) -> dict[int, Path]:
         except Exception:  # noqa: BLE001, S110 -- unreadable: load_generator reports it if asked for
             pass
     return dict(sorted(files.items()))
+
+
+def has_ema(run_dir: Path) -> bool:
+    """Whether the run's generator files are an EMA (then the trained G is kept beside them)."""
+    try:
+        return read_run_config(run_dir).get("sample_source") == "ema"
+    except GanError:
+        return False
 
 
 def read_quality(run_dir: Path) -> list[dict]:
@@ -312,7 +348,7 @@ def run_reference(run_dir: Path) -> RealStats:
 
 
 def evaluate_run(run_dir: Path, epochs: list[int] | None = None, samples: int = DEFAULT_SAMPLES,
-                 seed: int = 0, log=None) -> list[dict]:
+                 seed: int = 0, log=None, raw: bool = False) -> list[dict]:
     """Evaluate the kept generators of a run (all, or `epochs`) into RUN_DIR/quality.jsonl."""
     from gan_dist.nets.generator_io import load_generator
 
@@ -320,7 +356,8 @@ def evaluate_run(run_dir: Path, epochs: list[int] | None = None, samples: int = 
     if samples < 2 * PR_K + 2:
         raise GanError(f"--samples {samples} is too small: use 500 or more")
     real = run_reference(run_dir)
-    available = generator_files(run_dir)
+    available = generator_files(run_dir, raw=raw)
+    source = "raw" if raw or not has_ema(run_dir) else "ema"
     if not available:
         raise GanError(f"{run_dir} has no generator weights yet: wait for its first sample epoch")
     wanted = list(available) if not epochs else list(dict.fromkeys(epochs))
@@ -332,7 +369,8 @@ def evaluate_run(run_dir: Path, epochs: list[int] | None = None, samples: int = 
     for epoch in wanted:
         generator, info = load_generator(available[epoch])
         row = {"epoch": epoch, **evaluate_generator(generator, samples=samples, seed=seed, real=real,
-                                                    latent_dim=info["latent_dim"]), "seed": seed}
+                                                    latent_dim=info["latent_dim"]), "seed": seed,
+               "generator": source}
         rows.append(row)
         RunDir(run_dir, is_main=True).merge_quality([row])  # each epoch lands as soon as it is known
         if log is not None:
@@ -356,5 +394,6 @@ def evaluate_generator_into_run(run: RunDir, generator: torch.nn.Module, epoch: 
 def format_row(row: dict) -> str:
     return (f"epoch {row['epoch']}: fd {row['fd']:.3f}  kid {row['kid']:.4f}  modes {row['modes']}  "
             f"kl {row['kl_uniform']:.3f}  confident {row['confident']:.3f}  "
-            f"precision {row['precision']:.3f}  recall {row['recall']:.3f}  (n={row['samples']})")
+            f"precision {row['precision']:.3f}  recall {row['recall']:.3f}  (n={row['samples']})"
+            + (f"  label accuracy min {row['label_accuracy_min']:.3f}" if "label_accuracy_min" in row else ""))
 
