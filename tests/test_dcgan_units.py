@@ -140,14 +140,25 @@ def test_conditional_needs_labels():
         data_classes(ImageSet(images, None, "folderset"))
 
 
-def test_cpu_sync_batchnorm_alone_is_batchnorm():
-    from gan_dist.nets.layers import CPUSyncBatchNorm, convert_sync_batchnorm
+def test_group_batchnorm_is_batchnorm_per_block():
+    from gan_dist.nets.layers import GroupSyncBatchNorm, set_sync_batchnorm
 
     torch.manual_seed(0)
-    G, _ = build_models(NetSpec("dcgan", 8, (1, 28, 28), width=4))
-    converted = convert_sync_batchnorm(build_models(NetSpec("dcgan", 8, (1, 28, 28), width=4))[0], "cpu")
-    converted.load_state_dict(G.state_dict())
-    assert sum(isinstance(m, CPUSyncBatchNorm) for m in converted.modules()) == 2
-    z = torch.randn(5, 8)
-    assert torch.equal(G(z), converted(z))  # no process group: plain BatchNorm
-    assert math.isfinite(converted(z).sum().item())
+    plain, grouped = nn.BatchNorm2d(3), GroupSyncBatchNorm(3)
+    with torch.no_grad():
+        plain.weight.normal_(1, 0.3)
+        plain.bias.normal_()
+    grouped.load_state_dict(plain.state_dict())
+    set_sync_batchnorm(grouped)  # no process group here: nothing to synchronise
+    real, fake = torch.randn(4, 3, 5, 5) * 2 + 1, torch.randn(4, 3, 5, 5)
+    both = grouped(torch.cat([real, fake]), groups=2)
+    assert torch.allclose(both[:4], plain(real), atol=1e-5) and torch.allclose(both[4:], plain(fake), atol=1e-5)
+    one = GroupSyncBatchNorm(3)
+    one.load_state_dict(nn.BatchNorm2d(3).state_dict())
+    ref = nn.BatchNorm2d(3)
+    assert torch.allclose(one(real), ref(real), atol=1e-5)
+    assert torch.allclose(one.running_var, ref.running_var) and torch.allclose(one.running_mean, ref.running_mean)
+    D = build_models(NetSpec("dcgan", 8, (1, 28, 28), width=4))[1]
+    x = torch.randn(6, 1, 28, 28)
+    assert torch.allclose(D(x, groups=2), torch.cat([D(x[:3]), D(x[3:])]), atol=1e-5)  # as two forwards
+    assert math.isfinite(D(x).sum().item())

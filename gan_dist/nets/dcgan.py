@@ -5,7 +5,9 @@ G: z -> Linear -> reshape to (c0, s0, s0) -> ConvTranspose2d(4, 2, 1) stages dou
    BatchNorm + ReLU after every stage but the last, Tanh out. s0 = 7 for 28 px (7 -> 14 -> 28),
    4 for 32 and 64 px (4 -> 8 -> 16 -> 32 [-> 64]).
 D: the mirror: Conv2d(4, 2, 1) stages halving the size, LeakyReLU(0.2), BatchNorm on every stage
-   but the first, no pooling, then one Linear to one logit.
+   but the first, no pooling, then one Linear to one logit. Its BatchNorm normalises real and
+   fake images apart, as DCGAN's separate real and fake batches do, inside one forward
+   (nets/layers.py GroupSyncBatchNorm; why in training/steps.py).
 
 Widths: the stage nearest the image has `width` channels, each stage further in twice as many
 (64 px, width 64: 512 -> 256 -> 128 -> 64, the paper's G). Init as the paper: every conv and
@@ -23,6 +25,7 @@ import math
 import torch
 from torch import nn
 
+from gan_dist.nets.layers import GroupSyncBatchNorm as BatchNorm
 from gan_dist.nets.projection import ProjectionHead
 
 SIZES = (28, 32, 64)
@@ -66,9 +69,9 @@ class DCGANGenerator(nn.Module):
         in_dim = latent_dim + (LABEL_EMBED_DIM if num_classes else 0)
         # no biases before BatchNorm: its shift makes them redundant
         self.project = nn.Linear(in_dim, chans[0] * s0 * s0, bias=False)
-        layers: list[nn.Module] = [nn.BatchNorm2d(chans[0]), nn.ReLU()]
+        layers: list[nn.Module] = [BatchNorm(chans[0]), nn.ReLU()]
         for c_in, c_out in zip(chans, chans[1:]):
-            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
+            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), BatchNorm(c_out), nn.ReLU()]
         layers += [nn.ConvTranspose2d(chans[-1], channels_out, 4, 2, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)
         init_dcgan(self)
@@ -87,7 +90,7 @@ class DCGANGenerator(nn.Module):
 class DCGANDiscriminator(nn.Module):
     """images (B, C, H, W) [, labels (B,)] -> logits (B,); sigmoid(logit) = D(x)."""
 
-    batch_coupled = True  # BatchNorm: one image's logit depends on its batch (training/steps.py)
+    batch_groups = True  # forward(..., groups=2): real and fake normalised apart (training/steps.py)
 
     def __init__(self, *, image_shape=(1, 28, 28), width: int = 64, num_classes: int = 0):
         super().__init__()
@@ -96,10 +99,13 @@ class DCGANDiscriminator(nn.Module):
         chans = chans[::-1]  # from the image inwards: w, 2w, ...
         layers: list[nn.Module] = [nn.Conv2d(channels_in, chans[0], 4, 2, 1), nn.LeakyReLU(0.2)]  # no BN on the first
         for c_in, c_out in zip(chans, chans[1:]):
-            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2)]
+            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), BatchNorm(c_out), nn.LeakyReLU(0.2)]
         self.features = nn.Sequential(*layers, nn.Flatten())  # phi(x): (B, c_last * s0 * s0)
         self.head = ProjectionHead(chans[-1] * s0 * s0, num_classes)
         init_dcgan(self)
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return self.head(self.features(x), labels)  # (B,)
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None, groups: int = 1) -> torch.Tensor:
+        """groups: x is that many equal blocks (real, fake), each BatchNorm-ed on its own."""
+        for layer in self.features:
+            x = layer(x, groups) if isinstance(layer, BatchNorm) else layer(x)
+        return self.head(x, labels)  # (B,)

@@ -26,7 +26,7 @@ from gan_dist.datasets import load_dataset
 from gan_dist.datasets.resident import DeviceData
 from gan_dist.errors import GanError
 from gan_dist.nets import NetSpec, build_models, check_image_shape, parameter_count
-from gan_dist.nets.layers import convert_sync_batchnorm
+from gan_dist.nets.layers import set_sync_batchnorm
 from gan_dist.rundir import GENERATOR, GENERATOR_RAW, RunDir
 from gan_dist.training.backends import configure_backends
 from gan_dist.training.checkpoint import load_checkpoint, newest_checkpoint, save_checkpoint
@@ -68,9 +68,10 @@ def build_training_models(cfg: TrainConfig, spec: NetSpec, accelerator) -> Model
     G, D = build_models(spec)
     ema = make_ema(G).to(accelerator.device) if cfg.ema_kimg else None  # before compile and sync BN
     if cfg.sync_bn and accelerator.num_processes > 1:
-        # Before the optimisers: the converted layers carry new parameter objects.
-        G = convert_sync_batchnorm(G, accelerator.device.type)
-        D = convert_sync_batchnorm(D, accelerator.device.type)
+        # Our own synchronised BatchNorm on every device: torch.nn.SyncBatchNorm refuses CPU
+        # tensors and cannot normalise D's real and fake halves apart (nets/layers.py).
+        set_sync_batchnorm(G)
+        set_sync_batchnorm(D)
     fused = {"fused": True} if accelerator.device.type in ("cuda", "cpu") else {}
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), **fused)
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), **fused)
@@ -231,7 +232,7 @@ def run_epoch(cfg: TrainConfig, epoch: int, models: Models, data: DeviceData, sh
         g_loss = None
         if g_turn:
             g_loss = g_step(fake_for_g, models.D_plain, models.opt_g, cfg.loss, accelerator,
-                            labels=None if y_fake is None else y_fake[1], real=real, real_labels=real_labels)
+                            labels=None if y_fake is None else y_fake[1])
             if models.ema is not None:  # the same on every process: G is identical everywhere
                 seen = ((epoch - 1) * steps + step) * cfg.batch_size  # images before this step
                 update_ema(models.ema, models.G_plain, ema_beta(cfg.batch_size, seen, cfg.ema_kimg))
