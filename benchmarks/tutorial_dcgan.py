@@ -20,7 +20,6 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-
 from tutorial_loop import SAMPLE_FILE, TRANSFORM, _ArrayMNIST
 
 BATCH = 128

@@ -4,6 +4,7 @@ hand-made inputs; the EMA rule by hand; the CPU SyncBatchNorm; the arch/size/opt
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 
 import pytest
 import torch
@@ -11,7 +12,14 @@ from torch import nn
 
 from gan_dist.config import resolve_config
 from gan_dist.errors import GanError
-from gan_dist.nets import ARCHS, IMAGE_SIZES, NetSpec, build_models, check_image_shape, parameter_count
+from gan_dist.nets import (
+    ARCHS,
+    IMAGE_SIZES,
+    NetSpec,
+    build_models,
+    check_image_shape,
+    parameter_count,
+)
 from gan_dist.nets.dcgan import LABEL_EMBED_DIM, stage_plan
 from gan_dist.nets.projection import ProjectionHead
 from gan_dist.training.ema import ema_beta, make_ema, update_ema
@@ -22,12 +30,12 @@ def expected_counts(size: int, channels: int, width: int, latent: int = 100, cla
     s0, chans = stage_plan(size, width)
     g = (latent + (LABEL_EMBED_DIM if classes else 0)) * chans[0] * s0 * s0 + 2 * chans[0]  # project + BN
     g += classes * LABEL_EMBED_DIM
-    for c_in, c_out in zip(chans, chans[1:]):
+    for c_in, c_out in pairwise(chans):
         g += c_in * c_out * 16 + 2 * c_out  # ConvT 4x4 + BN
     g += chans[-1] * channels * 16 + channels  # last ConvT with bias
     d_chans = chans[::-1]
     d = channels * d_chans[0] * 16 + d_chans[0]  # first conv, bias, no BN
-    for c_in, c_out in zip(d_chans, d_chans[1:]):
+    for c_in, c_out in pairwise(d_chans):
         d += c_in * c_out * 16 + 2 * c_out
     features = d_chans[-1] * s0 * s0
     d += features + 1 + classes * features  # psi and the projection embedding

@@ -21,6 +21,7 @@ with phi(x) D's flattened last feature map (nets/projection.py).
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 
 import torch
 from torch import nn
@@ -70,7 +71,7 @@ class DCGANGenerator(nn.Module):
         # no biases before BatchNorm: its shift makes them redundant
         self.project = nn.Linear(in_dim, chans[0] * s0 * s0, bias=False)
         layers: list[nn.Module] = [BatchNorm(chans[0]), nn.ReLU()]
-        for c_in, c_out in zip(chans, chans[1:]):
+        for c_in, c_out in pairwise(chans):
             layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), BatchNorm(c_out), nn.ReLU()]
         layers += [nn.ConvTranspose2d(chans[-1], channels_out, 4, 2, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)
@@ -94,11 +95,11 @@ class DCGANDiscriminator(nn.Module):
 
     def __init__(self, *, image_shape=(1, 28, 28), width: int = 64, num_classes: int = 0):
         super().__init__()
-        channels_in, size = tuple(image_shape)[0], tuple(image_shape)[1]
+        channels_in, size, _ = tuple(image_shape)
         s0, chans = stage_plan(size, width)
         chans = chans[::-1]  # from the image inwards: w, 2w, ...
         layers: list[nn.Module] = [nn.Conv2d(channels_in, chans[0], 4, 2, 1), nn.LeakyReLU(0.2)]  # no BN on the first
-        for c_in, c_out in zip(chans, chans[1:]):
+        for c_in, c_out in pairwise(chans):
             layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), BatchNorm(c_out), nn.LeakyReLU(0.2)]
         self.features = nn.Sequential(*layers, nn.Flatten())  # phi(x): (B, c_last * s0 * s0)
         self.head = ProjectionHead(chans[-1] * s0 * s0, num_classes)
