@@ -57,6 +57,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # gan_dist, installed or not
 import matmul_peak  # noqa: E402
+import tutorial_dcgan  # noqa: E402
 import tutorial_loop  # noqa: E402
 
 from gan_dist.rundir import read_jsonl  # noqa: E402
@@ -146,14 +147,18 @@ def dataset_size(data_dir: Path | None) -> int:
 
 # ---- the two loops -----------------------------------------------------------------------
 def run_gan(*, precision: str, compile_: bool, device: str, data_args: list[str], images: int,
-            epoch_images: int, out_dir: Path, threads: int) -> dict:
+            epoch_images: int, out_dir: Path, threads: int, arch: str = "mlp", batch: int = BATCH,
+            processes: int = 1) -> dict:
     """`gan train` in a subprocess; images/s over every epoch after the first."""
     epochs = 1 + max(1, math.ceil(images / epoch_images))
-    name = f"bench-{precision}{'-compile' if compile_ else ''}"
+    name = f"bench-{arch}-{precision}{'-compile' if compile_ else ''}-p{processes}"
     cmd = [sys.executable, "-m", "gan_dist", "train", *data_args, "--epochs", str(epochs),
-           "--batch-size", str(BATCH), "--precision", precision, "--d-dropout", "0.3",
+           "--batch-size", str(batch), "--precision", precision, "--arch", arch,
            "--sample-epochs", str(epochs), "--out", str(out_dir), "--name", name]
+    cmd += ["--d-dropout", "0.3"] if arch == "mlp" else []
     cmd += ["--cpu"] if device == "cpu" else ["--gpus", "1"]
+    if processes > 1:
+        cmd += ["--processes", str(processes)]
     if compile_:
         cmd.append("--compile")
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(REPO)}
@@ -163,11 +168,12 @@ def run_gan(*, precision: str, compile_: bool, device: str, data_args: list[str]
     run_dir = out_dir / name
     rows, _ = read_jsonl(run_dir / "metrics.jsonl")
     timed = rows[1:]
-    timed_images = sum(r.get("steps", epoch_images // BATCH) * BATCH for r in timed)
+    timed_images = sum(r.get("steps", epoch_images // batch) * batch for r in timed)
     seconds = sum(r["seconds"] for r in timed)
     config = json.loads((run_dir / "config.json").read_text())
     return {
-        "loop": "gan_dist" + ("+compile" if compile_ else ""), "precision": precision,
+        "loop": "gan_dist" + ("+compile" if compile_ else "") + (f" {processes} proc" if processes > 1 else ""),
+        "precision": precision, "arch": arch, "processes": processes,
         "device": device, "threads": config.get("env", {}).get("threads_per_process"),
         "command": " ".join(cmd[1:]), "epochs": epochs, "warmup_epochs": 1,
         "images": timed_images, "seconds": round(seconds, 4),
@@ -202,6 +208,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--wait-idle", type=float, default=120.0,
                    help="seconds to wait for an idle CPU before each measurement")
     p.add_argument("--skip-peak", action="store_true", help="do not measure the matmul peak")
+    p.add_argument("--arch", default="mlp", choices=["mlp", "dcgan"],
+                   help="mlp: the coursework workload (batch 100); dcgan: tutorial_dcgan.py vs "
+                   "`gan train --arch dcgan` on the shipped sample at batch 128 (no FLOP/peak columns)")
+    p.add_argument("--processes", action="store_true",
+                   help="also measure `gan train --cpu --processes 2` (one thread each) in fp32")
     p.add_argument("--out", type=Path, default=None,
                    help="JSON result file (default benchmarks/results/<hostname or GPU>.json)")
     args = p.parse_args(argv)
@@ -217,12 +228,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.device == "cpu" and "fp16" in precisions:
         print("error: fp16 is for GPUs here: use --precisions no,bf16", file=sys.stderr)
         return 2
+    dcgan = args.arch == "dcgan"
+    batch = tutorial_dcgan.BATCH if dcgan else BATCH
+    baseline = tutorial_dcgan if dcgan else tutorial_loop
+    if dcgan:  # the issue's data for the DCGAN rows: the shipped 5,000-digit sample
+        args.data_dir, args.skip_peak = None, True
     data_dir = args.data_dir if tutorial_loop.idx_dir_usable(args.data_dir) else None
     flop = flop_per_image()
     info = machine(args.device)
     print(f"machine: {info.get('gpu') or info.get('cpu')}  ({info['hostname']}), "
           f"{threads} threads, torch {torch.__version__}")
-    print(f"FLOP per image: {flop['total'] / 1e6:.1f} M ({flop['formula']})")
+    if not dcgan:
+        print(f"FLOP per image: {flop['total'] / 1e6:.1f} M ({flop['formula']})")
 
     peak = None
     if not args.skip_peak:
@@ -233,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     variants = [(precision, loop, compile_) for precision in precisions
                 for loop, compile_ in [("tutorial", False), ("gan_dist", False)]
                 + ([("gan_dist", True)] if args.compile else [])]
+    if args.processes:
+        variants.append(("no", "gan_dist 2 proc", False))
     measured: dict[tuple, list[dict]] = {v: [] for v in variants}
     with tempfile.TemporaryDirectory(prefix="gan_bench_") as tmp:
         data_args, data_name = gan_data_args(data_dir, Path(tmp) / "data")
@@ -244,24 +263,25 @@ def main(argv: list[str] | None = None) -> int:
                 idle = wait_for_idle(args.wait_idle)
                 print(f"{label:17s} precision={precision:4s} round {rep + 1}/{args.repeats} ...", flush=True)
                 if loop == "tutorial":
-                    r = tutorial_loop.run(images=args.images, warmup=args.warmup, precision=precision,
-                                          device=args.device, data_dir=data_dir, batch_size=BATCH)
+                    r = baseline.run(images=args.images, warmup=args.warmup, precision=precision,
+                                     device=args.device, data_dir=data_dir, batch_size=batch)
                 else:
                     r = run_gan(precision=precision, compile_=compile_, device=args.device,
                                 data_args=data_args, images=args.images,
-                                epoch_images=dataset_size(data_dir) // BATCH * BATCH,
-                                out_dir=Path(tmp) / f"runs{rep}", threads=threads)
+                                epoch_images=dataset_size(data_dir) // batch * batch,
+                                out_dir=Path(tmp) / f"runs{rep}", threads=threads, arch=args.arch, batch=batch,
+                                processes=2 if loop.endswith("2 proc") else 1)
                 r["cpu_idle_before"] = idle
                 measured[(precision, loop, compile_)].append(r)
     rows = [best(measured[v]) for v in variants]
 
     # ratios and fraction of peak
-    base = {r["precision"]: r["images_per_second"] for r in rows if r["loop"] == "tutorial"}
+    base = {r["precision"]: r["images_per_second"] for r in rows if r["loop"].startswith("tutorial")}
     for r in rows:
         r["ratio_vs_tutorial"] = round(r["images_per_second"] / base[r["precision"]], 2)
         if "no" in base:  # the issue's baseline is the tutorial loop in fp32
             r["ratio_vs_tutorial_fp32"] = round(r["images_per_second"] / base["no"], 2)
-        r["gflops"] = round(r["images_per_second"] * flop["total"] / 1e9, 1)
+        r["gflops"] = None if dcgan else round(r["images_per_second"] * flop["total"] / 1e9, 1)
         if peak:
             key = "fp32" if r["precision"] == "no" else r["precision"]
             r["fraction_of_peak"] = round(r["gflops"] / peak[key]["large_gflops"], 3)
@@ -275,8 +295,9 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         frac = f"{r['fraction_of_peak']:.1%}" if "fraction_of_peak" in r else "-"
         vs32 = f"{r['ratio_vs_tutorial_fp32']:6.2f}x" if "ratio_vs_tutorial_fp32" in r else "      -"
+        gflops = f"{r['gflops']:8.1f}" if r["gflops"] is not None else "       -"
         print(f"{r['loop']:17s} {r['precision']:9s} {r['images_per_second']:9,.0f} "
-              f"{r['ratio_vs_tutorial']:5.2f}x {vs32} {r['gflops']:8.1f} {frac:>8s}")
+              f"{r['ratio_vs_tutorial']:5.2f}x {vs32} {gflops} {frac:>8s}")
     print("ratio: vs the tutorial loop at the same precision; vs fp32: vs the tutorial loop in fp32")
     if peak:
         for key in ("fp32", "bf16", "fp16"):
@@ -286,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"model's batch-{BATCH} shapes")
 
     result = {
-        "machine": info, "threads": threads, "data": data_name, "batch_size": BATCH,
+        "machine": info, "threads": threads, "data": data_name, "batch_size": batch, "arch": args.arch,
         "images_per_measurement": args.images, "warmup_steps": args.warmup, "repeats": args.repeats,
         "flop_per_image": flop, "matmul_peak": peak, "results": rows,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -295,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out
     if out is None:
         tag = info.get("gpu") or info["hostname"]
+        tag += "-dcgan" if dcgan else ""
         out = RESULTS_DIR / f"{''.join(c if c.isalnum() or c in '-_.' else '-' for c in tag)}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")

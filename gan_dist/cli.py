@@ -53,7 +53,9 @@ def _option_parameter(spec) -> inspect.Parameter:
     import typer
 
     help_text = spec.help
-    if spec.kind is bool:  # a flag: --cpu, not --cpu/--no-cpu
+    if spec.kind is bool and spec.nullable:  # default decided later: both ways, --sync-bn/--no-sync-bn
+        annotation, info = bool | None, typer.Option(f"{flag(spec.name)}/--no-{flag(spec.name)[2:]}", help=help_text)
+    elif spec.kind is bool:  # a flag: --cpu, not --cpu/--no-cpu
         annotation, info = Optional[bool], typer.Option(flag(spec.name), help=help_text)
     else:
         base = {int: int, float: float}.get(spec.kind, str)  # epoch lists arrive as "10,20"
@@ -164,13 +166,18 @@ def sample(
     epoch: Annotated[Optional[int], typer.Option(help="Use the generator kept at this epoch (default: final).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the noise.")] = 0,
     force: Annotated[bool, typer.Option("--force", help="Overwrite OUT if it exists.")] = False,
+    label: Annotated[int | None, typer.Option(help="Conditional runs: draw this class only.")] = None,
+    per_class: Annotated[bool, typer.Option("--per-class", help="Conditional runs: N images of every class, "
+                                            "one row per class.")] = False,
+    raw: Annotated[bool, typer.Option("--raw", help="Use the trained generator, not its EMA.")] = False,
 ) -> None:
-    """Generate images from a run's trained generator."""
+    """Generate images from a run's generator (its EMA when the run kept one)."""
     with user_errors():
         from gan_dist.sampling import sample_run
 
-        path = sample_run(run_dir, n=n, out=out, epoch=epoch, seed=seed, force=force)
-    typer.echo(f"wrote {n} images to {path}")
+        path = sample_run(run_dir, n=n, out=out, epoch=epoch, seed=seed, force=force, label=label,
+                          per_class=per_class, raw=raw)
+    typer.echo(f"wrote {path}")
 
 
 @app.command("eval")
@@ -180,8 +187,10 @@ def eval_(
     samples: Annotated[int, typer.Option(help="Generated images per epoch.")] = 2000,
     seed: Annotated[int, typer.Option(help="Seed of the noise (and of the real subset).")] = 0,
     features: Annotated[Optional[str], typer.Option(help="auto | inception (default: the run's --features).")] = None,
+    raw: Annotated[bool, typer.Option("--raw", help="Evaluate the trained generator, not its EMA.")] = False,
 ) -> None:
-    """Quality metrics (FD, KID, modes, precision/recall) -> RUN_DIR/quality.jsonl."""
+    """Quality metrics (FD, KID, modes, precision/recall; per-class accuracy of conditional runs)
+    -> RUN_DIR/quality.jsonl."""
     with user_errors():
         wanted = list(parse_epoch_list(epochs, "--epochs")) if epochs else None
         from gan_dist.metrics.quality import evaluate_run, format_row
@@ -190,7 +199,7 @@ def eval_(
             from gan_dist.config import FEATURES, check_choice
 
             check_choice("features", features, FEATURES)
-        evaluate_run(run_dir, wanted, samples=samples, seed=seed, features=features,
+        evaluate_run(run_dir, wanted, samples=samples, seed=seed, features=features, raw=raw,
                      log=lambda row: typer.echo(format_row(row)))
     typer.echo(f"wrote {Path(run_dir) / 'quality.jsonl'}")
 

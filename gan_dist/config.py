@@ -26,7 +26,7 @@ import tomllib
 from gan_dist.datasets import DATASETS, is_known_dataset
 from gan_dist.epochs import parse_epoch_list
 from gan_dist.errors import GanError
-from gan_dist.nets import ARCHS
+from gan_dist.nets import ARCHS, CONDITIONAL, EMA_KIMG_DEFAULT, IMAGE_SIZES
 
 LOSSES = ("nonsaturating", "minimax")
 PRECISIONS = ("no", "bf16", "fp16")
@@ -69,6 +69,17 @@ class TrainConfig:
                               "GPU memory, else host) | device | host.", resumable=True, choices=DATA_MEMORY)
     arch: str = option("mlp", "Network architecture: " + " | ".join(tuple(ARCHS)) + ".",
                        label="Architecture", choices=tuple(ARCHS))
+    width: int = option(64, "Base width of the conv networks (--arch dcgan): channels of the stage nearest "
+                        "the image, doubled at each stage further in.", label="Base width")
+    conditional: bool = option(False, "Class-conditional training on labelled data: G gets a learned label "
+                               "embedding, D is a projection discriminator (--arch dcgan).", label="Class-conditional")
+    ema_kimg: float | None = option(None, "EMA of G with this half-life in thousands of images (0: off); used for "
+                                    "sample grids, gan sample/eval and generator.safetensors. Default: "
+                                    + ", ".join(f"{a} {v:g}" for a, v in EMA_KIMG_DEFAULT.items()) + ".",
+                                    label="EMA half-life (kimg)")
+    sync_bn: bool | None = option(None, "BatchNorm statistics over all processes (so N "
+                                  "processes train like 1). Default: on for networks with BatchNorm (dcgan).",
+                                  label="Synchronised BatchNorm")
     loss: str = option("nonsaturating", "Generator loss: nonsaturating | minimax.",
                        label="Generator loss", choices=LOSSES, tunable=True)
     k_disc: int = option(1, "Discriminator steps per generator step (Algorithm 1's k).",
@@ -153,9 +164,19 @@ class TrainConfig:
         if not is_known_dataset(self.dataset):
             check_choice("dataset", self.dataset, tuple(DATASETS))
         check_data_settings(self.dataset, self.image_size, self.channels)
+        sizes = IMAGE_SIZES.get(self.arch)
+        need(self.image_size is None or not sizes or self.image_size in sizes,
+             f"--arch {self.arch} builds {', '.join(map(str, sizes or ()))} px images, not --image-size {self.image_size}")
         for key in ("epochs", "batch_size", "k_disc", "latent_dim", "processes", "nodes", "keep_checkpoints",
                     "log_every"):
             need(getattr(self, key) >= 1, f"{flag(key)} must be at least 1, got {getattr(self, key)}")
+        need(self.width >= 1, f"--width must be at least 1, got {self.width}")
+        need(self.ema_kimg is None or self.ema_kimg >= 0,
+             f"--ema-kimg must be 0 (off) or a positive half-life in thousands of images, got {self.ema_kimg:g}"
+             if self.ema_kimg is not None else "")
+        need(not self.conditional or self.arch in CONDITIONAL,
+             f"--conditional needs --arch {' or '.join(sorted(CONDITIONAL))}: the {self.arch} networks have no "
+             "class-conditional form")
         need(self.lr > 0, f"--lr must be positive, got {self.lr}")
         need(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "--beta1 and --beta2 must lie in [0, 1)")
         need(0 <= self.d_dropout < 1, f"--d-dropout must lie in [0, 1), got {self.d_dropout}")
@@ -167,7 +188,17 @@ class TrainConfig:
         need(bool(NAME_PATTERN.match(self.name)) and self.name not in (".", ".."),
              f"--name {self.name!r} is not a plain directory name: use letters, digits, '.', '_' or '-' "
              "(no '/' or '..'; the run lives inside --out)")
-        return self
+        return self.resolve_arch_defaults()
+
+    def resolve_arch_defaults(self) -> TrainConfig:
+        """Options whose default depends on --arch (None: "the architecture's default"), resolved,
+        so config.json and every checkpoint say what ran."""
+        changes: dict[str, Any] = {}
+        if self.ema_kimg is None:
+            changes["ema_kimg"] = EMA_KIMG_DEFAULT.get(self.arch, 0.0)
+        if self.sync_bn is None:
+            changes["sync_bn"] = self.arch == "dcgan"  # the networks with BatchNorm
+        return self.replace(**changes) if changes else self
 
 
 def check_data_settings(dataset: str, image_size: int | None, channels: int | None) -> None:

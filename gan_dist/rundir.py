@@ -27,7 +27,8 @@ QUALITY = "quality.jsonl"
 EVENTS = "events.jsonl"
 CONFIG = "config.json"
 STATUS = "status.json"
-GENERATOR = "generator.safetensors"
+GENERATOR = "generator.safetensors"  # the EMA generator when the run keeps one, else the trained G
+GENERATOR_RAW = "generator_raw.safetensors"  # the trained G, when GENERATOR is its EMA
 CHECKPOINT_STATE = "trainer_state.json"  # a checkpoint folder counts only when it holds this
 
 
@@ -127,10 +128,11 @@ class RunDir:
     def sample_png(self, epoch: int) -> Path:
         return self.samples / f"{epoch_tag(epoch)}.png"
 
-    def generator_file(self, epoch: int | None = None) -> Path:
+    def generator_file(self, epoch: int | None = None, *, raw: bool = False) -> Path:
+        """The generator shown (EMA if any), or with `raw` the trained one of an EMA run."""
         if epoch is None:
-            return self.path / GENERATOR
-        return self.generators / f"{epoch_tag(epoch)}.safetensors"
+            return self.path / (GENERATOR_RAW if raw else GENERATOR)
+        return (self.generators / "raw" if raw else self.generators) / f"{epoch_tag(epoch)}.safetensors"
 
     def checkpoint_dir(self, epochs_done: int, step: int = 0) -> Path:
         return self.checkpoints / checkpoint_tag(epochs_done, step)
@@ -193,13 +195,16 @@ class RunDir:
         write_atomic(self.sample_png(epoch), lambda tmp: save_image(images, tmp, format="png", nrow=nrow,
                                                                      normalize=True, value_range=(-1, 1)))
 
-    def save_generator(self, generator, spec, epoch: int, *, final: bool = False) -> None:
-        """Generator weights (safetensors, no pickle) with the spec that rebuilds them."""
+    def save_generator(self, generator, spec, epoch: int, *, final: bool = False, raw: bool = False) -> None:
+        """Generator weights (safetensors, no pickle) with the spec that rebuilds them. `raw`: the
+        trained G of a run whose shown generator is its EMA."""
         if not self.is_main:
             return
         from gan_dist.nets.generator_io import save_generator
 
-        save_generator(generator, self.generator_file(None if final else epoch), spec=spec, epoch=epoch)
+        path = self.generator_file(None if final else epoch, raw=raw)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_generator(generator, path, spec=spec, epoch=epoch)
 
     # ---- checkpoints -------------------------------------------------------------------
     def prepare_checkpoint(self, epochs_done: int, step: int = 0) -> Path:

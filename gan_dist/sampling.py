@@ -13,29 +13,37 @@ from gan_dist.rundir import RunDir, epoch_files, write_atomic
 FORMATS = (".png", ".npz")
 
 
-def generator_path(run_dir: Path, epoch: int | None) -> Path:
-    """The final generator, or the one kept for sample epoch `epoch`."""
+def generator_path(run_dir: Path, epoch: int | None, *, raw: bool = False) -> Path:
+    """The final generator, or the one kept for sample epoch `epoch`: the EMA when the run kept
+    one, or with `raw` the trained generator (the same file for runs without an EMA)."""
+    from gan_dist.metrics.quality import has_ema
+
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise GanError(f"run directory {run_dir} not found: give the path of a run (see `gan runs`)")
+    raw = raw and has_ema(run_dir)
     if epoch is None:
-        path = RunDir(run_dir, is_main=False).generator_file()
+        path = RunDir(run_dir, is_main=False).generator_file(raw=raw)
         if not path.is_file():
             raise GanError(f"{run_dir} has no generator.safetensors yet (unfinished run): "
                            "pass --epoch E for a kept sample epoch")
         return path
     run = RunDir(run_dir, is_main=False)
-    path = run.generator_file(epoch)
+    path = run.generator_file(epoch, raw=raw)
     if not path.is_file():
-        kept = list(epoch_files(run.generators, ".safetensors"))
+        kept = list(epoch_files(path.parent, ".safetensors"))
         hint = f"kept epochs are {', '.join(map(str, kept))}" if kept else "this run kept no per-epoch generators"
         raise GanError(f"no generator for epoch {epoch} in {run_dir}: {hint}")
     return path
 
 
 def sample_run(run_dir: Path, *, n: int, out: Path, epoch: int | None = None, seed: int = 0,
-               force: bool = False, nrow: int | None = None) -> Path:
-    """Write `n` samples to `out` (.png grid or .npz uint8 (N, C, H, W) under key "images")."""
+               force: bool = False, nrow: int | None = None, label: int | None = None,
+               per_class: bool = False, raw: bool = False) -> Path:
+    """Write `n` samples to `out` (.png grid or .npz uint8 (N, C, H, W) under key "images";
+    conditional runs also store "labels"). Conditional runs: `label` draws that class only;
+    `per_class` draws n images of every class, one grid row (of n) per class; otherwise every
+    class equally often (image i is class i mod classes)."""
     out = Path(out)
     suffix = out.suffix.lower()
     if suffix not in FORMATS:
@@ -46,15 +54,37 @@ def sample_run(run_dir: Path, *, n: int, out: Path, epoch: int | None = None, se
         raise GanError(f"{out} already exists: choose another name or pass --force to overwrite it")
     if not out.parent.is_dir():
         raise GanError(f"folder {out.parent} does not exist: create it first")
-    path = generator_path(run_dir, epoch)
+    if label is not None and per_class:
+        raise GanError("--label and --per-class exclude each other: give one")
+    path = generator_path(run_dir, epoch, raw=raw)
+
+    from gan_dist.nets.generator_io import read_generator_info
+
+    classes = read_generator_info(path)["spec"].num_classes
+    if (label is not None or per_class) and not classes:
+        which = f"--label {label}" if label is not None else "--per-class"
+        raise GanError(f"{which} needs a class-conditional run (trained with --conditional); {run_dir} is not one")
+    if label is not None and not 0 <= label < classes:
+        raise GanError(f"--label {label} is not a class of this run: use 0..{classes - 1}")
+
+    import torch
 
     from gan_dist.metrics.quality import generate
     from gan_dist.nets.generator_io import load_generator
 
     generator, info = load_generator(path)
-    images = generate(generator, n, seed, latent_dim=info["latent_dim"])  # uint8 (N, C, H, W)
+    labels = None
+    if label is not None:
+        labels = torch.full((n,), label, dtype=torch.long)
+    elif per_class:
+        labels = torch.arange(classes).repeat_interleave(n)
+        nrow, n = n, n * classes
+    elif classes:
+        labels = torch.arange(n) % classes
+    images = generate(generator, n, seed, latent_dim=info["latent_dim"], labels=labels)  # uint8 (N, C, H, W)
     if suffix == ".npz":
-        write_atomic(out, lambda tmp: _save_npz(tmp, images.numpy()))
+        extra = {"labels": labels.numpy()} if labels is not None else {}
+        write_atomic(out, lambda tmp: _save_npz(tmp, images.numpy(), **extra))
     else:
         from torchvision.utils import make_grid, save_image
 
@@ -63,6 +93,6 @@ def sample_run(run_dir: Path, *, n: int, out: Path, epoch: int | None = None, se
     return out
 
 
-def _save_npz(path: Path, images: np.ndarray) -> None:
+def _save_npz(path: Path, images: np.ndarray, **extra: np.ndarray) -> None:
     with open(path, "wb") as fh:  # a file object: np.savez would append ".npz" to a name
-        np.savez_compressed(fh, images=images)
+        np.savez_compressed(fh, images=images, **extra)

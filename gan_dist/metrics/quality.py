@@ -298,17 +298,26 @@ def evaluate_images(images, real: RealStats, *, seed: int = 0) -> dict:
 
 @torch.no_grad()
 def generate(generator: torch.nn.Module, samples: int, seed: int, *, latent_dim: int | None = None,
-             batch: int = 1000) -> torch.Tensor:
-    """uint8 (N, C, H, W) images from seeded noise; a private RNG leaves global RNG state alone."""
+             batch: int = 1000, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """uint8 (N, C, H, W) images from seeded noise; a private RNG leaves global RNG state alone.
+    A conditional generator draws `labels` (N,), by default every class equally often
+    (image i is class i mod classes)."""
     generator = getattr(generator, "module", generator)  # DDP wrapper
     latent_dim = latent_dim or generator.latent_dim  # every network declares it (nets/)
+    classes = getattr(generator, "num_classes", 0)
+    if classes and labels is None:
+        labels = torch.arange(samples) % classes
     params = list(generator.parameters())
     device = params[0].device if params else torch.device("cpu")
     was_training = generator.training
     generator.eval()
     try:
         z = torch.randn(samples, latent_dim, generator=torch.Generator().manual_seed(seed))
-        out = [quantize(generator(z[i:i + batch].to(device))) for i in range(0, samples, batch)]
+        if classes:
+            out = [quantize(generator(z[i:i + batch].to(device), labels[i:i + batch].to(device)))
+                   for i in range(0, samples, batch)]
+        else:
+            out = [quantize(generator(z[i:i + batch].to(device))) for i in range(0, samples, batch)]
     finally:
         generator.train(was_training)
     return torch.cat(out)
@@ -316,8 +325,25 @@ def generate(generator: torch.nn.Module, samples: int, seed: int, *, latent_dim:
 
 def evaluate_generator(generator: torch.nn.Module, *, samples: int = DEFAULT_SAMPLES, seed: int = 0,
                        real: RealStats, latent_dim: int | None = None) -> dict:
-    """Metrics of `samples` images generated from noise seeded by `seed`."""
-    return evaluate_images(generate(generator, samples, seed, latent_dim=latent_dim), real, seed=seed)
+    """Metrics of `samples` images generated from noise seeded by `seed`. For a conditional
+    generator (every class equally often) also `label_accuracy`: per class, the share of its
+    images the classifier assigns to it, and `label_accuracy_min`."""
+    images = generate(generator, samples, seed, latent_dim=latent_dim)
+    row = evaluate_images(images, real, seed=seed)
+    classes = getattr(getattr(generator, "module", generator), "num_classes", 0)
+    if classes:
+        per_class = label_accuracy(images, torch.arange(samples) % classes, classes, space=real.space)
+        row["label_accuracy"] = [_rounded(a) for a in per_class]
+        row["label_accuracy_min"] = _rounded(min(per_class))
+    return row
+
+
+def label_accuracy(images, labels: torch.Tensor, classes: int, space: FeatureSpace | None = None) -> list[float]:
+    """Per class k: the share of the images drawn as class k that the classifier calls k."""
+    _, probs = features(images, space=space)
+    preds = torch.from_numpy(probs.argmax(1))
+    return [float((preds[labels == k] == k).double().mean()) if (labels == k).any() else float("nan")
+            for k in range(classes)]
 
 
 # --- run directories ---------------------------------------------------------------------------
@@ -334,11 +360,13 @@ def read_run_config(run_dir: Path) -> dict:
         raise GanError(f"{path} is unreadable ({err}): restore it from the run's checkpoint") from None
 
 
-def generator_files(run_dir: Path) -> dict[int, Path]:
-    """Epoch -> generator weights: generators/epoch_NNNN.safetensors, plus the final file."""
+def generator_files(run_dir: Path, *, raw: bool = False) -> dict[int, Path]:
+    """Epoch -> generator weights: generators/epoch_NNNN.safetensors, plus the final file.
+    raw: the trained generator's files of a run whose shown generator is an EMA."""
     run = RunDir(run_dir, is_main=False)
-    files = epoch_files(run.generators, ".safetensors")
-    final = run.generator_file()
+    raw = raw and has_ema(run_dir)
+    files = epoch_files(run.generators / "raw" if raw else run.generators, ".safetensors")
+    final = run.generator_file(raw=raw)
     if final.is_file():
         from gan_dist.nets.generator_io import read_generator_info
 
@@ -347,6 +375,14 @@ def generator_files(run_dir: Path) -> dict[int, Path]:
         except Exception:  # noqa: BLE001, S110 -- unreadable: load_generator reports it if asked for
             pass
     return dict(sorted(files.items()))
+
+
+def has_ema(run_dir: Path) -> bool:
+    """Whether the run's generator files are an EMA (then the trained G is kept beside them)."""
+    try:
+        return read_run_config(run_dir).get("sample_source") == "ema"
+    except GanError:
+        return False
 
 
 def read_quality(run_dir: Path) -> list[dict]:
@@ -388,7 +424,7 @@ def score(generator, real: RealStats | InceptionReference, *, samples: int, seed
 
 
 def evaluate_run(run_dir: Path, epochs: list[int] | None = None, samples: int = DEFAULT_SAMPLES,
-                 seed: int = 0, log=None, features: str | None = None) -> list[dict]:
+                 seed: int = 0, log=None, features: str | None = None, raw: bool = False) -> list[dict]:
     """Evaluate the kept generators of a run (all, or `epochs`) into RUN_DIR/quality.jsonl."""
     from gan_dist.nets.generator_io import load_generator
 
@@ -398,7 +434,8 @@ def evaluate_run(run_dir: Path, epochs: list[int] | None = None, samples: int = 
     real = run_reference(run_dir, log=note, features=features)
     if getattr(real, "space", None) is not None:
         note(f"feature space: the {real.space.name} (held-out accuracy {real.space.accuracy:.3f})")
-    available = generator_files(run_dir)
+    available = generator_files(run_dir, raw=raw)
+    source = "raw" if raw or not has_ema(run_dir) else "ema"
     if not available:
         raise GanError(f"{run_dir} has no generator weights yet: wait for its first sample epoch")
     wanted = list(available) if not epochs else list(dict.fromkeys(epochs))
@@ -410,7 +447,7 @@ def evaluate_run(run_dir: Path, epochs: list[int] | None = None, samples: int = 
     for epoch in wanted:
         generator, info = load_generator(available[epoch])
         row = {"epoch": epoch, **score(generator, real, samples=samples, seed=seed, latent_dim=info["latent_dim"]),
-               "seed": seed}
+               "seed": seed, "generator": source}
         rows.append(row)
         RunDir(run_dir, is_main=True).merge_quality([row])  # each epoch lands as soon as it is known
         if log is not None:
@@ -443,5 +480,6 @@ def format_row(row: dict) -> str:
         return f"epoch {row['epoch']}: fid (inception) {row['fd']:.3f}  (n={row['samples']})"
     return (f"epoch {row['epoch']}: fd {row['fd']:.3f}  kid {row['kid']:.4f}  modes {row['modes']}  "
             f"kl {row['kl_uniform']:.3f}  confident {row['confident']:.3f}  "
-            f"precision {row['precision']:.3f}  recall {row['recall']:.3f}  (n={row['samples']})")
+            f"precision {row['precision']:.3f}  recall {row['recall']:.3f}  (n={row['samples']})"
+            + (f"  label accuracy min {row['label_accuracy_min']:.3f}" if "label_accuracy_min" in row else ""))
 

@@ -22,6 +22,7 @@ class NetSpec:
     d_dropout: float = 0.0
     fast_dropout: bool = False  # D's dropout from 15-bit lanes on the CPU (nets/layers.py)
     num_classes: int = 0  # > 0: class-conditional networks
+    width: int = 64  # the conv networks' base width (channels of the stage nearest the image)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "image_shape": list(self.image_shape)}
@@ -40,8 +41,38 @@ def build_mlp(spec: NetSpec):
                              fast_dropout=spec.fast_dropout))
 
 
+def build_dcgan(spec: NetSpec):
+    from gan_dist.nets.dcgan import DCGANDiscriminator, DCGANGenerator
+
+    return (DCGANGenerator(latent_dim=spec.latent_dim, image_shape=spec.image_shape, width=spec.width,
+                           num_classes=spec.num_classes),
+            DCGANDiscriminator(image_shape=spec.image_shape, width=spec.width, num_classes=spec.num_classes))
+
+
 # The one table of architectures: name -> builder(spec) -> (generator, discriminator).
-ARCHS: dict[str, Callable[[NetSpec], tuple[Any, Any]]] = {"mlp": build_mlp}
+ARCHS: dict[str, Callable[[NetSpec], tuple[Any, Any]]] = {"mlp": build_mlp, "dcgan": build_dcgan}
+
+# What each architecture can do, torch-free, for validation and errors: the square image sizes
+# it builds (None: any shape), whether it has a class-conditional form, and its --ema-kimg
+# default (the coursework MLP stays exactly as it was: no EMA).
+IMAGE_SIZES: dict[str, tuple[int, ...] | None] = {"mlp": None, "dcgan": (28, 32, 64)}
+CONDITIONAL: frozenset[str] = frozenset({"dcgan"})
+EMA_KIMG_DEFAULT: dict[str, float] = {"mlp": 0.0, "dcgan": 10.0}
+
+
+def check_image_shape(arch: str, shape: tuple[int, int, int]) -> None:
+    """One line naming the sizes `arch` builds, when the data's (C, H, W) is not one of them."""
+    from gan_dist.errors import GanError
+
+    sizes = IMAGE_SIZES.get(arch)
+    if sizes is None:
+        return
+    channels, height, width = shape
+    if channels not in (1, 3):
+        raise GanError(f"--arch {arch} needs 1 or 3 channels, the data has {channels}")
+    if height != width or height not in sizes:
+        raise GanError(f"--arch {arch} builds {', '.join(f'{s}x{s}' for s in sizes)} px images, "
+                       f"the data is {height}x{width}: prepare the data at one of those sizes (--image-size)")
 
 
 def build_models(spec: NetSpec):

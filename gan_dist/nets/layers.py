@@ -36,3 +36,61 @@ class LaneDropout(nn.Dropout):
         else:
             keep, scale = torch.rand(x.shape, device=x.device) >= self.p, 1.0 / (1.0 - self.p)
         return x * keep * scale
+
+
+class GroupSyncBatchNorm(nn.BatchNorm2d):
+    """BatchNorm2d with two extras, for the DCGAN discriminator and generator:
+
+    * `groups`: the batch is `groups` equal blocks (D's one forward on torch.cat([real, fake])),
+      each normalised with its own statistics, exactly as if each block went through D in a
+      forward of its own (DCGAN's separate real and fake batches) -- but in ONE forward, so
+      DDP's reducer sees one forward per backward (two forwards of a DDP module before one
+      backward fail with "Expected to mark a variable ready only once"). Running statistics
+      are updated from ungrouped batches only (G's; D's are never used: D only trains).
+    * `sync`: the statistics span every process. Per channel and group, the local sum, sum of
+      squares and count are all-reduced in ONE autograd-aware collective (torch.distributed.nn:
+      its backward all-reduces the gradients), so forward and backward equal one process's
+      over the global batch, up to summation order. torch.nn.SyncBatchNorm cannot do this on
+      the CPU (it refuses CPU tensors) nor per group.
+
+    Same parameters and buffers as BatchNorm2d: checkpoints and generator files move freely.
+    With sync on, every process must call it equally often, as data-parallel training does."""
+
+    sync = False
+
+    def forward(self, x: torch.Tensor, groups: int = 1) -> torch.Tensor:
+        import torch.distributed as dist
+
+        sync = (self.sync and self.training and dist.is_available() and dist.is_initialized()
+                and dist.get_world_size() > 1)
+        if not self.training or (groups == 1 and not sync):
+            return super().forward(x)
+        c = x.shape[1]
+        xf = x.float().view(groups, x.shape[0] // groups, c, *x.shape[2:])  # (G, B/G, C, H, W)
+        dims = (1, 3, 4)
+        n = torch.full((groups, 1), float(xf[0].numel() // c), device=x.device)
+        local = torch.cat([xf.sum(dims), (xf * xf).sum(dims), n], dim=1)  # (G, 2C + 1)
+        if sync:
+            from torch.distributed.nn.functional import all_reduce
+
+            local = all_reduce(local)
+        n = local[:, -1:]
+        mean = local[:, :c] / n  # (G, C)
+        var = (local[:, c:2 * c] / n - mean * mean).clamp_min(0)  # biased, as BatchNorm normalises
+        if groups == 1 and self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                self.running_mean.lerp_(mean[0].detach(), self.momentum)
+                self.running_var.lerp_(var[0].detach() * n[0] / (n[0] - 1).clamp_min(1), self.momentum)
+        scale = self.weight * torch.rsqrt(var + self.eps)  # (G, C)
+        shift = self.bias - mean * scale
+        out = xf * scale[:, None, :, None, None] + shift[:, None, :, None, None]
+        return out.view_as(x).to(x.dtype)
+
+
+def set_sync_batchnorm(module: nn.Module, on: bool = True) -> nn.Module:
+    """Make every GroupSyncBatchNorm of `module` synchronise across processes (--sync-bn)."""
+    for m in module.modules():
+        if isinstance(m, GroupSyncBatchNorm):
+            m.sync = on
+    return module

@@ -11,6 +11,7 @@ The tag is `epoch_0003` after three whole epochs, `epoch_0004_step_000120` insid
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +38,18 @@ def read_state(checkpoint: Path) -> dict[str, Any]:
                        "(pass its folder to --resume) or start a new run") from None
 
 
-def save_checkpoint(accelerator, run: RunDir, state: dict[str, Any], *, keep: int) -> Path:
+def save_checkpoint(accelerator, run: RunDir, state: dict[str, Any], *, keep: int,
+                    extra: Callable[[Path], None] | None = None) -> Path:
     """Collective: call on every process. `state` holds "epoch" (whole epochs done) and
-    "step" (steps into the next epoch, 0 at a boundary). Returns the published folder."""
+    "step" (steps into the next epoch, 0 at a boundary). `extra(folder)` writes more files
+    into the checkpoint on the main process (the EMA generator), before it is published.
+    Returns the published folder."""
     epochs_done, step = int(state["epoch"]), int(state.get("step", 0))
     tmp = run.prepare_checkpoint(epochs_done, step)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(tmp), safe_serialization=True)
+    if extra is not None and run.is_main:
+        extra(tmp)
     accelerator.wait_for_everyone()
     final = run.publish_checkpoint(epochs_done, step, state, keep=keep)
     accelerator.wait_for_everyone()

@@ -24,15 +24,18 @@ from gan_dist import __version__
 from gan_dist.config import TrainConfig, check_batch_split
 from gan_dist.datasets.resident import DeviceData, training_set
 from gan_dist.errors import GanError
-from gan_dist.nets import NetSpec, build_models, parameter_count
-from gan_dist.rundir import RunDir
+from gan_dist.nets import NetSpec, build_models, check_image_shape, parameter_count
+from gan_dist.nets.layers import set_sync_batchnorm
+from gan_dist.rundir import GENERATOR, GENERATOR_RAW, RunDir
 from gan_dist.training.backends import configure_backends
 from gan_dist.training.checkpoint import load_checkpoint, newest_checkpoint, save_checkpoint
+from gan_dist.training.ema import EMA_FILE, ema_beta, load_ema, make_ema, save_ema, update_ema
 from gan_dist.training.steps import d_step, g_step, generator_forwards
 from gan_dist.training.stopping import EXIT_STOPPED
 from gan_dist.training.tracking import Tracking
 
 SAMPLE_GRID = 64  # fixed-noise images per grid (8 x 8)
+MAX_GRID_ROWS = 16  # conditional grids: one row per class, for the first 16 classes
 StopCheck = Callable[[], bool]
 FaultHook = Callable[[int, int, int], "str | None"]
 
@@ -51,12 +54,23 @@ class Models:
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
     spec: NetSpec
-    ema: torch.nn.Module | None = None  # room for an EMA copy of G
+    ema: torch.nn.Module | None = None  # the EMA of G (training/ema.py), when --ema-kimg > 0
+
+    @property
+    def G_shown(self) -> torch.nn.Module:
+        """The generator that draws grids and is saved as generator.safetensors: the EMA if any."""
+        return self.ema if self.ema is not None else self.G_plain
 
 
 def build_training_models(cfg: TrainConfig, spec: NetSpec, accelerator) -> Models:
     torch.manual_seed(cfg.seed)  # same initial weights on every process
     G, D = build_models(spec)
+    ema = make_ema(G).to(accelerator.device) if cfg.ema_kimg else None  # before compile and sync BN
+    if cfg.sync_bn and accelerator.num_processes > 1:
+        # Our own synchronised BatchNorm on every device: torch.nn.SyncBatchNorm refuses CPU
+        # tensors and cannot normalise D's real and fake halves apart (nets/layers.py).
+        set_sync_batchnorm(G)
+        set_sync_batchnorm(D)
     fused = {"fused": True} if accelerator.device.type in ("cuda", "cpu") else {}
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), **fused)
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), **fused)
@@ -66,7 +80,7 @@ def build_training_models(cfg: TrainConfig, spec: NetSpec, accelerator) -> Model
         G.compile()
         D.compile()
     G, D, opt_g, opt_d = accelerator.prepare(G, D, opt_g, opt_d)
-    return Models(G, D, accelerator.unwrap_model(G), accelerator.unwrap_model(D), opt_g, opt_d, spec)
+    return Models(G, D, accelerator.unwrap_model(G), accelerator.unwrap_model(D), opt_g, opt_d, spec, ema)
 
 
 # ---- randomness as a function of (seed, epoch, step) ----------------------------------------
@@ -95,14 +109,36 @@ class StepRandomness:
         self.generator.manual_seed(stream_seed(self.seed, "noise", epoch, step))
         return torch.randn(2, global_batch, latent_dim, generator=self.generator, device=self.device)
 
+    def fake_labels(self, epoch: int, step: int, global_batch: int, classes: int) -> torch.Tensor:
+        """(2, global_batch) classes of the fakes: for the D step and for the G step. Uniform, from
+        a stream of (seed, epoch, step) of its own: unconditional runs draw exactly as before."""
+        self.generator.manual_seed(stream_seed(self.seed, "labels", epoch, step))
+        return torch.randint(classes, (2, global_batch), generator=self.generator, device=self.device)
+
     def seed_dropout(self, epoch: int, step: int, rank: int) -> None:
         """Dropout draws from the global RNG: seed it per (epoch, step, rank)."""
         torch.manual_seed(stream_seed(self.seed, "dropout", epoch, step, rank))
 
 
-def fixed_noise(seed: int, latent_dim: int, device) -> torch.Tensor:
+def fixed_noise(seed: int, latent_dim: int, device, n: int = SAMPLE_GRID) -> torch.Tensor:
     """The sample grids' z: the same all run long, across resumes and process counts."""
-    return torch.randn(SAMPLE_GRID, latent_dim, generator=torch.Generator().manual_seed(seed + 7)).to(device)
+    return torch.randn(n, latent_dim, generator=torch.Generator().manual_seed(seed + 7)).to(device)
+
+
+def grid_layout(num_classes: int) -> dict:
+    """The fixed-noise grid: 8 x 8, or one row of 8 per class (at most MAX_GRID_ROWS classes)."""
+    if not num_classes:
+        return {"rows": 8, "cols": 8}
+    return {"rows": min(num_classes, MAX_GRID_ROWS), "cols": 8}
+
+
+def grid_inputs(seed: int, spec: NetSpec, device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(z, labels or None) of the fixed-noise grid; row r of a conditional grid is class r."""
+    layout = grid_layout(spec.num_classes)
+    z = fixed_noise(seed, spec.latent_dim, device, layout["rows"] * layout["cols"])
+    if not spec.num_classes:
+        return z, None
+    return z, torch.arange(layout["rows"], device=device).repeat_interleave(layout["cols"])
 
 
 @dataclass
@@ -182,12 +218,23 @@ def run_epoch(cfg: TrainConfig, epoch: int, models: Models, data: DeviceData, sh
         poison = float("nan") if fault is not None and fault(shard.rank, epoch, step) == "nan" else None
         g_turn = (step + 1) % cfg.k_disc == 0  # Algorithm 1: k D steps, then one G step
         z = rng.noise(epoch, step, cfg.batch_size, cfg.latent_dim)[:, shard.rows()]
+        real, real_labels = data.batch(order[step])
+        y_fake = y_d = None
+        if models.spec.num_classes:
+            y_fake = rng.fake_labels(epoch, step, cfg.batch_size, models.spec.num_classes)[:, shard.rows()]
+            y_d = torch.cat([real_labels, y_fake[0]])  # the classes of D's batch: real, then fake
         rng.seed_dropout(epoch, step, shard.rank)
         fake_for_d, fake_for_g = generator_forwards(models.G, models.G_plain, z[0], z[1] if g_turn else None,
-                                                    accelerator)
-        real, _ = data.batch(order[step])
-        d_loss, d_real, d_fake = d_step(models.D, models.opt_d, real, fake_for_d, accelerator, poison=poison)
-        g_loss = g_step(fake_for_g, models.D_plain, models.opt_g, cfg.loss, accelerator) if g_turn else None
+                                                    accelerator, *(y_fake if y_fake is not None else (None, None)))
+        d_loss, d_real, d_fake = d_step(models.D, models.opt_d, real, fake_for_d, accelerator, labels=y_d,
+                                        poison=poison)
+        g_loss = None
+        if g_turn:
+            g_loss = g_step(fake_for_g, models.D_plain, models.opt_g, cfg.loss, accelerator,
+                            labels=None if y_fake is None else y_fake[1])
+            if models.ema is not None:  # the same on every process: G is identical everywhere
+                seen = ((epoch - 1) * steps + step) * cfg.batch_size  # images before this step
+                update_ema(models.ema, models.G_plain, ema_beta(cfg.batch_size, seen, cfg.ema_kimg))
         progress.record(d_loss, d_real, d_fake, g_loss)
         progress.steps_done = step + 1
         if on_sync is not None and (progress.steps_done == steps or (sync_every and progress.steps_done % sync_every == 0)):
@@ -267,14 +314,18 @@ def train(cfg: TrainConfig, *, should_stop: StopCheck = lambda: False, fault: Fa
     check_batch_split(cfg.batch_size, world)
     shard = Shard(rank, world, cfg.batch_size)
     data = training_set(cfg, accelerator)  # prepared, packed once, on the device or in host memory
+    check_image_shape(cfg.arch, data.shape)
+    num_classes = data_classes(data) if cfg.conditional else 0
     spec = NetSpec(arch=cfg.arch, latent_dim=cfg.latent_dim, image_shape=data.shape, d_dropout=cfg.d_dropout,
-                   fast_dropout=cfg.fast_dropout)
+                   fast_dropout=cfg.fast_dropout, num_classes=num_classes, width=cfg.width)
     models = build_training_models(cfg, spec, accelerator)
 
     run = RunDir(cfg.run_dir, is_main=accelerator.is_main_process)
     state = RunState()
     if cfg.resume:
         saved = load_checkpoint(accelerator, Path(cfg.resume))
+        if models.ema is not None:
+            load_ema(models.ema, Path(cfg.resume))
         state = RunState(int(saved["epoch"]), list(saved["history"]), saved.get("partial"))
         _apply_optimiser_settings(cfg, models)  # --allow-changes may have changed them
     else:
@@ -289,6 +340,10 @@ def train(cfg: TrainConfig, *, should_stop: StopCheck = lambda: False, fault: Fa
                       "parameters": {"generator": parameter_count(models.G_plain),
                                      "discriminator": parameter_count(models.D_plain)},
                       "architecture": describe_models(models.G_plain, models.D_plain),
+                      "num_classes": num_classes, "grid": grid_layout(num_classes),
+                      "sample_source": "ema" if models.ema is not None else "raw",
+                      "generator_files": {"ema": GENERATOR, "raw": GENERATOR_RAW} if models.ema is not None
+                      else {"raw": GENERATOR},
                       "env": environment(accelerator)})
     where = {"world_size": world, "num_nodes": num_nodes()}
     resumed_step = (state.partial or {}).get("steps_done", 0)
@@ -306,7 +361,9 @@ def train(cfg: TrainConfig, *, should_stop: StopCheck = lambda: False, fault: Fa
         run.write_status(event, epoch=state.epoch, epochs=cfg.epochs)
         raise
     if code == 0:
-        run.save_generator(models.G_plain, spec, cfg.epochs, final=True)
+        run.save_generator(models.G_shown, spec, cfg.epochs, final=True)
+        if models.ema is not None:
+            run.save_generator(models.G_plain, spec, cfg.epochs, final=True, raw=True)
         run.write_status("finished", epoch=cfg.epochs, epochs=cfg.epochs)
         run.append_event("finish", epoch=cfg.epochs, step=0, **where)
     else:
@@ -315,6 +372,16 @@ def train(cfg: TrainConfig, *, should_stop: StopCheck = lambda: False, fault: Fa
     accelerator.wait_for_everyone()
     accelerator.end_training()  # also closes the trackers
     return code
+
+
+def data_classes(data) -> int:
+    """Number of classes of the placed training set, for --conditional; one line when it has
+    no labels (an unlabelled folder, or a folder with a single class)."""
+    if data.labels is None or len(data.labels) == 0:
+        raise GanError(f"--conditional needs labelled data, and {data.info['name']} has no labels: "
+                       "drop --conditional or use a labelled dataset (folder:PATH with class subfolders)")
+    names = data.info.get("classes")
+    return len(names) if names else int(data.labels.max()) + 1
 
 
 def _apply_optimiser_settings(cfg: TrainConfig, models: Models) -> None:
@@ -348,7 +415,7 @@ class EpochLoop:
     # ---- epochs ----------------------------------------------------------------------------
     def run(self) -> int:
         cfg = self.cfg
-        z_fixed = fixed_noise(cfg.seed, cfg.latent_dim, self.device)
+        z_fixed = grid_inputs(cfg.seed, self.models.spec, self.device)
         bar = _progress(self.accelerator.is_main_process)
         with bar:
             task = bar.add_task("epoch", total=cfg.epochs, completed=self.state.epoch)
@@ -473,28 +540,36 @@ class EpochLoop:
             partial = progress.to_state(self.accelerator)
             partial["seconds"] = progress.seconds + self.accelerator.reduce(here, "mean").item()
         step = partial["steps_done"] if partial else 0
+        ema = self.models.ema
         save_checkpoint(self.accelerator, self.run_dir,
                         {"epoch": self.state.epoch, "step": step, "partial": partial, "history": self.state.history,
-                         "world_size": self.shard.world, "config": self.cfg.to_dict()},
-                        keep=self.cfg.keep_checkpoints)
+                         "world_size": self.shard.world, "config": self.cfg.to_dict(),
+                         "ema": {"file": EMA_FILE, "ema_kimg": self.cfg.ema_kimg} if ema is not None else None},
+                        keep=self.cfg.keep_checkpoints,
+                        extra=(lambda folder: save_ema(ema, folder)) if ema is not None else None)
         self._last_checkpoint = time.monotonic()
 
-    def save_samples(self, z_fixed, epoch: int) -> None:
+    def save_samples(self, grid_in, epoch: int) -> None:
+        """The fixed-noise grid (drawn by the EMA when there is one) and the kept generator(s)."""
         if not self.run_dir.is_main:
             return
-        G = self.models.G_plain
+        z, labels = grid_in
+        G = self.models.G_shown
+        was_training = G.training
         G.eval()
         with torch.no_grad():
-            images = G(z_fixed).float().cpu()
-        G.train()
-        self.run_dir.save_sample_grid(epoch, images, nrow=8)
+            images = (G(z) if labels is None else G(z, labels)).float().cpu()
+        G.train(was_training)
+        self.run_dir.save_sample_grid(epoch, images, nrow=grid_layout(self.models.spec.num_classes)["cols"])
         self.run_dir.save_generator(G, self.models.spec, epoch)
+        if self.models.ema is not None:
+            self.run_dir.save_generator(self.models.G_plain, self.models.spec, epoch, raw=True)
         self.tracking.images("samples", images, self.global_step)
 
     def evaluate(self, epoch: int) -> None:
         from gan_dist.metrics.quality import evaluate_generator_into_run
 
-        row = evaluate_generator_into_run(self.run_dir, self.models.G_plain, epoch)
+        row = evaluate_generator_into_run(self.run_dir, self.models.G_shown, epoch)
         self.tracking.quality(row, self.global_step)
 
 
