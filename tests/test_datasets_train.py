@@ -73,3 +73,21 @@ def test_unlabelled_folder_eval_says_no_feature_space(tmp_path):
         assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
         assert ("no classifier feature space" in lines[0]) if not extra else ("inception" in lines[0].lower())
     assert not (tmp_path / "runs" / "u" / "quality.jsonl").exists()
+
+
+def test_conditional_dcgan_on_a_class_folder_and_refused_on_an_unlabelled_one(tmp_path):
+    root = image_folder(tmp_path / "pets", per_class=40)  # 2 classes: cat, dog
+    dcgan = ["--cpu", "--arch", "dcgan", "--width", "8", "--batch-size", "32", "--epochs", "2", "--sample-epochs", "2",
+             "--image-size", "32", "--out", tmp_path / "runs"]
+    gan("train", *dcgan, "--conditional", "--dataset", f"folder:{root}", "--name", "pets")
+    run = tmp_path / "runs" / "pets"
+    config = json.loads((run / "config.json").read_text())
+    assert config["num_classes"] == 2 and config["dataset_info"]["image_shape"] == [3, 32, 32]
+    assert [r["epoch"] for r in metrics(run)] == [1, 2] and (run / "generator.safetensors").is_file()
+    gan("sample", run, "-o", tmp_path / "dogs.png", "--label", "1", "-n", "8")
+    assert (tmp_path / "dogs.png").stat().st_size > 0
+    flat = image_folder(tmp_path / "flat", classes=("",), per_class=40, corrupt=False)
+    proc = gan("train", *dcgan, "--conditional", "--dataset", f"folder:{flat}", "--name", "flat", check=False)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and "labelled data" in lines[0], proc.stderr
+    assert not (tmp_path / "runs" / "flat").exists()

@@ -138,14 +138,23 @@ def test_archs_table_sizes_and_option_checks():
 
 def test_conditional_needs_labels():
     import numpy as np
+    import torch
 
     from gan_dist.datasets import ImageSet
+    from gan_dist.datasets.resident import dataset_info, place
     from gan_dist.training.loop import data_classes
 
+    def placed(data):
+        where = place(data, torch.device("cpu"))
+        where.info = dataset_info(data, where)
+        return where
+
     images = np.zeros((4, 1, 28, 28), np.uint8)
-    assert data_classes(ImageSet(images, np.array([0, 3, 1, 2], np.uint8), "x")) == 4
+    assert data_classes(placed(ImageSet(images, np.array([0, 3, 1, 2], np.uint8), "x"))) == 4
+    named = ImageSet(images, np.array([0, 1, 1, 0], np.uint8), "pets", classes=("cat", "dog", "eel"))
+    assert data_classes(placed(named)) == 3  # the class table, not the highest label seen
     with pytest.raises(GanError, match="--conditional needs labelled data, and folderset has no labels"):
-        data_classes(ImageSet(images, None, "folderset"))
+        data_classes(placed(ImageSet(images, None, "folderset")))
 
 
 def test_group_batchnorm_is_batchnorm_per_block():
