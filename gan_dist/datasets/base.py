@@ -32,7 +32,10 @@ def to_unit_range(batch_u8, dtype=None):
 
 
 def warn(message: str) -> None:
-    """A warning users must see (skipped images, in-memory cache): one line on stderr."""
+    """A warning users must see (skipped images, in-memory cache): one line on stderr, from the
+    first process of each machine only (every process of a run loads the data)."""
+    import os
     import sys
 
-    print(f"warning: {message}", file=sys.stderr, flush=True)
+    if os.environ.get("LOCAL_RANK", "0") == "0":
+        print(f"warning: {message}", file=sys.stderr, flush=True)
