@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -80,3 +81,10 @@ def pdf_pages(pdf: Path) -> int:
 def assert_no_latex(text: str) -> None:
     for raw in ("$", "\\", "^{", "_{", "frac{", "mathrm", "mathbb"):
         assert raw not in text, f"raw LaTeX {raw!r} in the PDF text"
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (for --master-port)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -1,18 +1,21 @@
 """Issue 11 end to end, through the real `gan` command on tiny DCGANs (--width 8): kill -9 and a
 bit-identical resume with the EMA and labels, conditional sampling and evaluation, 1 vs 2
-processes with synchronised BatchNorm, and bad input (one line, exit 2, nothing written)."""
+processes and 2 nodes over loopback with synchronised BatchNorm, and bad input (one line, exit 2, nothing written)."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import FAST, gan, generator_tensors, kill_9_once, max_abs_diff, metrics
+from helpers import FAST, free_port, gan, generator_tensors, kill_9_once, max_abs_diff, metrics
 
 DC = [*FAST, "--arch", "dcgan", "--width", "8", "--latent-dim", "16", "--seed", "3"]  # 10 steps of 500
 COND = [*DC, "--conditional", "--ema-kimg", "1", "--epochs", "2", "--sample-epochs", "1,2"]
+
 
 
 def same_run(a: Path, b: Path) -> None:
@@ -68,27 +71,57 @@ def test_conditional_sampling_and_evaluation(tmp_path, whole):
     assert row["generator"] == "ema" and len(row["label_accuracy"]) == 10 and "label accuracy min" in out
 
 
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory):
+    """The unconditional tiny dcgan, 2 epochs on 1 process: what 2 processes or 2 nodes must match."""
+    out = tmp_path_factory.mktemp("one")
+    gan("train", *DC, "--epochs", "2", "--out", out, "--name", "one")
+    return out / "one"
+
+
 @pytest.mark.slow
 @pytest.mark.multiproc
-def test_two_processes_with_sync_bn_match_one(tmp_path):
+def test_two_processes_with_sync_bn_match_one(tmp_path, one_process):
     same = [*DC, "--epochs", "2", "--out", tmp_path]
-    gan("train", *same, "--name", "one")
     gan("train", *same, "--processes", "2", "--name", "two")
     gan("train", *same, "--processes", "2", "--no-sync-bn", "--name", "local")
-    one, two, local = (tmp_path / n for n in ("one", "two", "local"))
+    two, local = tmp_path / "two", tmp_path / "local"
     config = json.loads((two / "config.json").read_text())
     assert config["sync_bn"] is True and config["world_size"] == 2
-    g1 = generator_tensors(one / "generator_raw.safetensors")
+    g1 = generator_tensors(one_process / "generator_raw.safetensors")
     synced = max_abs_diff(g1, generator_tensors(two / "generator_raw.safetensors"))
     unsynced = max_abs_diff(g1, generator_tensors(local / "generator_raw.safetensors"))
-    for a, b in zip(metrics(one), metrics(two)):
+    for a, b in zip(metrics(one_process), metrics(two)):
         assert b["d_loss"] == pytest.approx(a["d_loss"], abs=1e-3)
     print(f"max |G(1) - G(2, sync BN)| = {synced:.3g}; without sync BN {unsynced:.3g}")
     # measured: 1.5e-4 with sync BN (G's BatchNorm: torch's kernel on 1 process, sums over processes on 2;
     # Adam turns such differences into up to lr per step), 9.8e-4 without (statistics of 250, not 500)
     assert synced < 1e-3 and unsynced > 3 * synced
-    proc = gan("sample", one, "--label", "1", "-o", tmp_path / "x.png", check=False)
+    proc = gan("sample", one_process, "--label", "1", "-o", tmp_path / "x.png", check=False)
     assert proc.returncode == 2 and "needs a class-conditional run" in proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.multiproc
+def test_two_nodes_over_loopback_with_sync_bn_match_one(tmp_path, one_process):
+    """Two `gan train --nodes 2` launchers, one process each, meeting at 127.0.0.1: sync BN's
+    all-reduce crosses the node boundary like any other collective."""
+    port = free_port()
+    node = [sys.executable, "-m", "gan_dist", "train", *DC, "--epochs", "2", "--nodes", "2",
+            "--master-addr", "127.0.0.1", "--master-port", str(port), "--out", str(tmp_path), "--name", "nodes"]
+    procs = [subprocess.Popen([*node, "--node-rank", str(r)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for r in (0, 1)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    run = tmp_path / "nodes"
+    config = json.loads((run / "config.json").read_text())
+    assert (config["world_size"], config["env"]["num_nodes"], config["sync_bn"]) == (2, 2, True)
+    assert [(r["epoch"], r["world_size"]) for r in metrics(run)] == [(1, 2), (2, 2)]
+    diffs = {name: max_abs_diff(generator_tensors(one_process / name), generator_tensors(run / name))
+             for name in ("generator.safetensors", "generator_raw.safetensors")}
+    print(f"max |G(1 process) - G(2 nodes)|: EMA {diffs['generator.safetensors']:.3g}, "
+          f"trained {diffs['generator_raw.safetensors']:.3g}")
+    assert max(diffs.values()) < 1e-3
 
 
 @pytest.mark.parametrize("args, message", [

@@ -10,16 +10,10 @@ import sys
 import time
 
 import pytest
-from helpers import FAST, gan, generator_tensors, max_abs_diff, metrics
+from helpers import FAST, free_port, gan, generator_tensors, max_abs_diff, metrics
 
 pytestmark = [pytest.mark.slow, pytest.mark.multiproc]
 SAME = [*FAST, "--epochs", "2", "--d-dropout", "0", "--seed", "5"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def check_run(run, world_size: int) -> None:
