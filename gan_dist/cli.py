@@ -190,10 +190,10 @@ def eval_(
     raw: Annotated[bool, typer.Option("--raw", help="Evaluate the trained generator, not its EMA.")] = False,
 ) -> None:
     """Quality metrics (FD, KID, modes, precision/recall; per-class accuracy of conditional runs)
-    -> RUN_DIR/quality.jsonl."""
+    -> RUN_DIR/quality.jsonl (--raw on a run with an EMA: quality_raw.jsonl)."""
     with user_errors():
         wanted = list(parse_epoch_list(epochs, "--epochs")) if epochs else None
-        from gan_dist.metrics.quality import evaluate_run, format_row
+        from gan_dist.metrics.quality import evaluate_run, format_row, quality_file
 
         if features is not None:
             from gan_dist.config import FEATURES, check_choice
@@ -201,7 +201,7 @@ def eval_(
             check_choice("features", features, FEATURES)
         evaluate_run(run_dir, wanted, samples=samples, seed=seed, features=features, raw=raw,
                      log=lambda row: typer.echo(format_row(row)))
-    typer.echo(f"wrote {Path(run_dir) / 'quality.jsonl'}")
+        typer.echo(f"wrote {Path(run_dir) / quality_file(run_dir, raw)}")
 
 
 @app.command()

@@ -24,6 +24,7 @@ from gan_dist.epochs import checkpoint_tag, epoch_tag, parse_checkpoint_tag, par
 
 METRICS = "metrics.jsonl"
 QUALITY = "quality.jsonl"
+QUALITY_RAW = "quality_raw.jsonl"  # `gan eval --raw` of a run with an EMA: the trained G's rows
 EVENTS = "events.jsonl"
 CONFIG = "config.json"
 STATUS = "status.json"
@@ -172,13 +173,13 @@ class RunDir:
         if self.is_main:
             write_atomic(self.path / METRICS, "".join(json.dumps(r) + "\n" for r in rows))
 
-    def merge_quality(self, new_rows: list[dict[str, Any]]) -> None:
-        """Merge rows into quality.jsonl: one per epoch, the newest wins."""
+    def merge_quality(self, new_rows: list[dict[str, Any]], name: str = QUALITY) -> None:
+        """Merge rows into quality.jsonl (or `name`): one per epoch, the newest wins."""
         if not self.is_main:
             return
-        by_epoch = {row["epoch"]: row for row in read_jsonl(self.path / QUALITY)[0]}
+        by_epoch = {row["epoch"]: row for row in read_jsonl(self.path / name)[0]}
         by_epoch.update({int(row["epoch"]): row for row in new_rows})
-        write_atomic(self.path / QUALITY, "".join(json.dumps(by_epoch[e]) + "\n" for e in sorted(by_epoch)))
+        write_atomic(self.path / name, "".join(json.dumps(by_epoch[e]) + "\n" for e in sorted(by_epoch)))
 
     def write_status(self, state: str, **extra: Any) -> None:
         if self.is_main:

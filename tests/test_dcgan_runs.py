@@ -69,6 +69,11 @@ def test_conditional_sampling_and_evaluation(tmp_path, whole):
     out = gan("eval", whole, "--samples", "500").stdout
     row = json.loads((whole / "quality.jsonl").read_text().splitlines()[-1])
     assert row["generator"] == "ema" and len(row["label_accuracy"]) == 10 and "label accuracy min" in out
+    out = gan("eval", whole, "--samples", "500", "--epochs", "2", "--raw").stdout
+    assert f"wrote {whole / 'quality_raw.jsonl'}" in out
+    raw_row = json.loads((whole / "quality_raw.jsonl").read_text())
+    assert (raw_row["epoch"], raw_row["generator"]) == (2, "raw") and raw_row["fd"] != row["fd"]
+    assert json.loads((whole / "quality.jsonl").read_text().splitlines()[-1]) == row  # the EMA's row stays
 
 
 @pytest.fixture(scope="module")

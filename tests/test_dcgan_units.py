@@ -175,6 +175,14 @@ def test_group_batchnorm_is_batchnorm_per_block():
     ref = nn.BatchNorm2d(3)
     assert torch.allclose(one(real), ref(real), atol=1e-5)
     assert torch.allclose(one.running_var, ref.running_var) and torch.allclose(one.running_mean, ref.running_mean)
+    # The sums-and-squares path (what --sync-bn all-reduces) equals the fused one, gradients too.
+    x = (torch.randn(8, 3, 5, 5) * 2 + 1).requires_grad_()
+    x2 = x.detach().clone().requires_grad_()
+    fused, by_sums = grouped(x, groups=2), grouped.normalise_by_sums(x2, 2)
+    assert torch.allclose(fused, by_sums, atol=1e-5)
+    (fused * torch.arange(fused.numel()).view_as(fused)).sum().backward()
+    (by_sums * torch.arange(by_sums.numel()).view_as(by_sums)).sum().backward()
+    assert torch.allclose(x.grad, x2.grad, atol=1e-3, rtol=1e-4)
     D = build_models(NetSpec("dcgan", 8, (1, 28, 28), width=4))[1]
     x = torch.randn(6, 1, 28, 28)
     assert torch.allclose(D(x, groups=2), torch.cat([D(x[:3]), D(x[3:])]), atol=1e-5)  # as two forwards

@@ -23,7 +23,7 @@ import torch
 
 from gan_dist.errors import GanError
 from gan_dist.metrics.classifier import classifier_id, load_classifier
-from gan_dist.rundir import QUALITY, RunDir, epoch_files, read_jsonl, write_atomic
+from gan_dist.rundir import QUALITY, QUALITY_RAW, RunDir, epoch_files, read_jsonl, write_atomic
 
 KEYS = ("fd", "kid", "modes", "kl_uniform", "confident", "precision", "recall", "samples")
 CLASSES = 10
@@ -425,7 +425,8 @@ def score(generator, real: RealStats | InceptionReference, *, samples: int, seed
 
 def evaluate_run(run_dir: Path, epochs: list[int] | None = None, samples: int = DEFAULT_SAMPLES,
                  seed: int = 0, log=None, features: str | None = None, raw: bool = False) -> list[dict]:
-    """Evaluate the kept generators of a run (all, or `epochs`) into RUN_DIR/quality.jsonl."""
+    """Evaluate the kept generators of a run (all, or `epochs`) into RUN_DIR/quality.jsonl; with
+    `raw` on a run with an EMA, the trained G's into quality_raw.jsonl (the EMA's rows stay)."""
     from gan_dist.nets.generator_io import load_generator
 
     run_dir = Path(run_dir)
@@ -449,10 +450,16 @@ def evaluate_run(run_dir: Path, epochs: list[int] | None = None, samples: int = 
         row = {"epoch": epoch, **score(generator, real, samples=samples, seed=seed, latent_dim=info["latent_dim"]),
                "seed": seed, "generator": source}
         rows.append(row)
-        RunDir(run_dir, is_main=True).merge_quality([row])  # each epoch lands as soon as it is known
+        RunDir(run_dir, is_main=True).merge_quality([row], quality_file(run_dir, raw))  # each epoch as it is known
         if log is not None:
             log(row)
     return rows
+
+
+def quality_file(run_dir: Path, raw: bool = False) -> str:
+    """Where `gan eval` writes: quality.jsonl holds the rows of the generator the run shows
+    (its EMA if it has one); the trained G of an EMA run goes to quality_raw.jsonl."""
+    return QUALITY_RAW if raw and has_ema(run_dir) else QUALITY
 
 
 def evaluate_generator_into_run(run: RunDir, generator: torch.nn.Module, epoch: int, *,
