@@ -26,7 +26,7 @@ import tomllib
 from gan_dist.datasets import DATASETS, is_known_dataset
 from gan_dist.epochs import parse_epoch_list
 from gan_dist.errors import GanError
-from gan_dist.nets import ARCHS, CONDITIONAL, EMA_KIMG_DEFAULT, IMAGE_SIZES
+from gan_dist.nets import ARCHS, CONDITIONAL, CONV_ARCHS, EMA_KIMG_DEFAULT, IMAGE_SIZES
 
 LOSSES = ("nonsaturating", "minimax")
 PRECISIONS = ("no", "bf16", "fp16")
@@ -36,7 +36,8 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 def option(default: Any, help: str, *, label: str | None = None, resumable: bool = False,
-           tunable: bool = False, toml: bool = True, choices: typing.Sequence[str] = ()) -> Any:
+           tunable: bool = False, toml: bool = True, choices: typing.Sequence[str] = (),
+           archs: typing.Sequence[str] = ()) -> Any:
     """Declare one option.
 
     help: the `--help` text. label: its row in the report's configuration table (None: not
@@ -44,10 +45,12 @@ def option(default: Any, help: str, *, label: str | None = None, resumable: bool
     everything that shapes the optimisation stays as the run began, except that a `tunable`
     option may change on a resume given --allow-changes (a lower --lr after a divergence).
     toml: allowed in --config. choices: the names it accepts (validated, listed in --help,
-    suggested on a typo).
+    suggested on a typo). archs: the architectures it acts on (default all); the report leaves
+    it out of the settings of runs of other architectures.
     """
     return field(default=default, metadata={"help": help, "label": label, "resumable": resumable,
-                                            "tunable": tunable, "toml": toml, "choices": tuple(choices)})
+                                            "tunable": tunable, "toml": toml, "choices": tuple(choices),
+                                            "archs": tuple(archs)})
 
 
 @dataclass(frozen=True)
@@ -70,24 +73,27 @@ class TrainConfig:
     arch: str = option("mlp", "Network architecture: " + " | ".join(tuple(ARCHS)) + ".",
                        label="Architecture", choices=tuple(ARCHS))
     width: int = option(64, "Base width of the conv networks (--arch dcgan): channels of the stage nearest "
-                        "the image, doubled at each stage further in.", label="Base width")
+                        "the image, doubled at each stage further in.", label="Base width",
+                        archs=CONV_ARCHS)
     conditional: bool = option(False, "Class-conditional training on labelled data: G gets a learned label "
-                               "embedding, D is a projection discriminator (--arch dcgan).", label="Class-conditional")
+                               "embedding, D is a projection discriminator (--arch dcgan).", label="Class-conditional",
+                               archs=tuple(sorted(CONDITIONAL)))
     ema_kimg: float | None = option(None, "EMA of G with this half-life in thousands of images (0: off); used for "
                                     "sample grids, gan sample/eval and generator.safetensors. Default: "
                                     + ", ".join(f"{a} {v:g}" for a, v in EMA_KIMG_DEFAULT.items()) + ".",
                                     label="EMA half-life (kimg)")
     sync_bn: bool | None = option(None, "BatchNorm statistics over all processes (so N "
                                   "processes train like 1). Default: on for networks with BatchNorm (dcgan).",
-                                  label="Synchronised BatchNorm")
+                                  label="Synchronised BatchNorm", archs=CONV_ARCHS)
     loss: str = option("nonsaturating", "Generator loss: nonsaturating | minimax.",
                        label="Generator loss", choices=LOSSES, tunable=True)
     k_disc: int = option(1, "Discriminator steps per generator step (Algorithm 1's k).",
                          label="k (D steps per G step)", tunable=True)
-    d_dropout: float = option(0.3, "Discriminator dropout.", label="Discriminator dropout", tunable=True)
+    d_dropout: float = option(0.3, "Discriminator dropout (--arch mlp).", label="Discriminator dropout", tunable=True,
+                              archs=("mlp",))
     fast_dropout: bool = option(False, "Draw D's dropout masks on the CPU from 15-bit integer lanes: "
                                 "about 9% faster steps, p rounded to 1/32768 (0.3 -> 0.300003).",
-                                label="Fast dropout (15-bit lanes)")
+                                label="Fast dropout (15-bit lanes)", archs=("mlp",))
     # how
     epochs: int = option(100, "Epochs to train.", label="Epochs", resumable=True)
     batch_size: int = option(100, "GLOBAL batch, split evenly over processes.", label="Global batch")
@@ -247,6 +253,7 @@ class OptionSpec:
     tunable: bool
     toml: bool
     choices: tuple[str, ...]
+    archs: tuple[str, ...] = ()  # the architectures it acts on; () for all
 
 
 def _kind(annotation: Any) -> tuple[type, bool]:
@@ -268,7 +275,7 @@ def _option_table() -> dict[str, OptionSpec]:
         assert kind in (bool, int, float, str, tuple), f"option {f.name}: unsupported type {hints[f.name]}"
         table[f.name] = OptionSpec(f.name, kind, nullable, f.default, f.metadata["help"], f.metadata["label"],
                                    f.metadata["resumable"], f.metadata["tunable"], f.metadata["toml"],
-                                   f.metadata["choices"])
+                                   f.metadata["choices"], f.metadata["archs"])
     return table
 
 

@@ -187,3 +187,16 @@ def test_group_batchnorm_is_batchnorm_per_block():
     x = torch.randn(6, 1, 28, 28)
     assert torch.allclose(D(x, groups=2), torch.cat([D(x[:3]), D(x[3:])]), atol=1e-5)  # as two forwards
     assert math.isfinite(D(x).sum().item())
+
+
+def test_report_settings_show_only_options_that_act_on_the_network():
+    from gan_dist.config import TrainConfig
+    from gan_dist.report.describe import config_rows
+
+    def labels(arch):
+        return {label for label, _ in config_rows(TrainConfig(arch=arch).to_dict())}
+
+    mlp, dcgan = labels("mlp"), labels("dcgan")
+    assert {"Discriminator dropout", "Fast dropout (15-bit lanes)"} <= mlp - dcgan
+    assert {"Base width", "Class-conditional", "Synchronised BatchNorm"} <= dcgan - mlp
+    assert {"Adam learning rate", "Global batch", "Architecture"} <= mlp & dcgan

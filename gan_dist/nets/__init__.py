@@ -58,6 +58,7 @@ ARCHS: dict[str, Callable[[NetSpec], tuple[Any, Any]]] = {"mlp": build_mlp, "dcg
 IMAGE_SIZES: dict[str, tuple[int, ...] | None] = {"mlp": None, "dcgan": (28, 32, 64)}
 CONDITIONAL: frozenset[str] = frozenset({"dcgan"})
 EMA_KIMG_DEFAULT: dict[str, float] = {"mlp": 0.0, "dcgan": 10.0}
+CONV_ARCHS: tuple[str, ...] = ("dcgan",)  # convolutional with BatchNorm: --width and --sync-bn act on them
 
 
 def check_image_shape(arch: str, shape: tuple[int, int, int]) -> None:
