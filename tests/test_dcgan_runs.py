@@ -129,11 +129,26 @@ def test_two_nodes_over_loopback_with_sync_bn_match_one(tmp_path, one_process):
     assert max(diffs.values()) < 1e-3
 
 
+@pytest.mark.slow
+def test_channels_last_trains_the_same_network(tmp_path, one_process):
+    """NHWC weights and images: other convolution kernels, the same arithmetic up to rounding;
+    the saved files are ordinary (NCHW) tensors."""
+    gan("train", *DC, "--epochs", "2", "--channels-last", "--out", tmp_path, "--name", "nhwc")
+    run = tmp_path / "nhwc"
+    assert json.loads((run / "config.json").read_text())["channels_last"] is True
+    tensors = generator_tensors(run / "generator_raw.safetensors")
+    assert all(t.is_contiguous() for t in tensors.values())
+    diff = max_abs_diff(generator_tensors(one_process / "generator_raw.safetensors"), tensors)
+    print(f"max |G(NCHW) - G(NHWC)| = {diff:.3g}")
+    assert diff < 1e-3
+
+
 @pytest.mark.parametrize("args, message", [
     (["--arch", "dcgn"], "error: unknown arch 'dcgn' (did you mean 'dcgan'?): use one of mlp, dcgan"),
     (["--arch", "dcgan", "--ema-kimg", "-1"], "error: --ema-kimg must be 0 (off) or a positive half-life"),
     (["--conditional"], "error: --conditional needs --arch dcgan: the mlp networks have no class-conditional form"),
     (["--arch", "dcgan", "--width", "0"], "error: --width must be at least 1, got 0"),
+    (["--channels-last"], "error: --channels-last needs a convolutional --arch (dcgan): the mlp networks have"),
 ])
 def test_bad_options_one_line_exit_2_nothing_written(tmp_path, args, message):
     proc = gan("train", *FAST, *args, "--out", tmp_path / "runs", "--name", "x", check=False)

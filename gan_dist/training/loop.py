@@ -74,6 +74,9 @@ def build_training_models(cfg: TrainConfig, spec: NetSpec, accelerator) -> Model
     fused = {"fused": True} if accelerator.device.type in ("cuda", "cpu") else {}
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), **fused)
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), **fused)
+    if cfg.channels_last:  # 4-D weights NHWC (the EMA, made above, stays NCHW: it is only copied into)
+        G.to(memory_format=torch.channels_last)
+        D.to(memory_format=torch.channels_last)
     if cfg.compile:
         # Module.compile() compiles __call__ in place: state_dict keys stay the same, so
         # checkpoints move freely between compiled and eager runs.
@@ -219,6 +222,8 @@ def run_epoch(cfg: TrainConfig, epoch: int, models: Models, data: DeviceData, sh
         g_turn = (step + 1) % cfg.k_disc == 0  # Algorithm 1: k D steps, then one G step
         z = rng.noise(epoch, step, cfg.batch_size, cfg.latent_dim)[:, shard.rows()]
         real, real_labels = data.batch(order[step])
+        if cfg.channels_last:
+            real = real.contiguous(memory_format=torch.channels_last)
         y_fake = y_d = None
         if models.spec.num_classes:
             y_fake = rng.fake_labels(epoch, step, cfg.batch_size, models.spec.num_classes)[:, shard.rows()]
