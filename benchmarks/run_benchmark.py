@@ -35,6 +35,7 @@ Run it (about 5 minutes on a 2-core CPU with the default 3 rounds):
 
     python benchmarks/run_benchmark.py                       # CPU, precisions no and bf16
     python benchmarks/run_benchmark.py --compile             # adds gan_dist --compile rows
+    python benchmarks/run_benchmark.py --arch dcgan --channels-last --compile --processes
     python benchmarks/run_benchmark.py --device cuda --compile   # one GPU; adds fp16
 """
 
@@ -146,12 +147,13 @@ def dataset_size(data_dir: Path | None) -> int:
 
 
 # ---- the two loops -----------------------------------------------------------------------
-def run_gan(*, precision: str, compile_: bool, device: str, data_args: list[str], images: int,
+def run_gan(*, precision: str, flags: tuple[str, ...], device: str, data_args: list[str], images: int,
             epoch_images: int, out_dir: Path, threads: int, arch: str = "mlp", batch: int = BATCH,
             processes: int = 1) -> dict:
-    """`gan train` in a subprocess; images/s over every epoch after the first."""
+    """`gan train` in a subprocess, with `flags` (compile, channels_last) as extra switches;
+    images/s over every epoch after the first."""
     epochs = 1 + max(1, math.ceil(images / epoch_images))
-    name = f"bench-{arch}-{precision}{'-compile' if compile_ else ''}-p{processes}"
+    name = f"bench-{arch}-{precision}{''.join('-' + f for f in flags)}-p{processes}"
     cmd = [sys.executable, "-m", "gan_dist", "train", *data_args, "--epochs", str(epochs),
            "--batch-size", str(batch), "--precision", precision, "--arch", arch,
            "--sample-epochs", str(epochs), "--out", str(out_dir), "--name", name]
@@ -159,8 +161,7 @@ def run_gan(*, precision: str, compile_: bool, device: str, data_args: list[str]
     cmd += ["--cpu"] if device == "cpu" else ["--gpus", "1"]
     if processes > 1:
         cmd += ["--processes", str(processes)]
-    if compile_:
-        cmd.append("--compile")
+    cmd += ["--" + f.replace("_", "-") for f in flags]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(REPO)}
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -172,7 +173,7 @@ def run_gan(*, precision: str, compile_: bool, device: str, data_args: list[str]
     seconds = sum(r["seconds"] for r in timed)
     config = json.loads((run_dir / "config.json").read_text())
     return {
-        "loop": "gan_dist" + ("+compile" if compile_ else "") + (f" {processes} proc" if processes > 1 else ""),
+        "loop": "gan_dist" + "".join("+" + f for f in flags) + (f" {processes} proc" if processes > 1 else ""),
         "precision": precision, "arch": arch, "processes": processes,
         "device": device, "threads": config.get("env", {}).get("threads_per_process"),
         "command": " ".join(cmd[1:]), "epochs": epochs, "warmup_epochs": 1,
@@ -200,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--precisions", default=None,
                    help="comma list of no,bf16,fp16 (default: no,bf16; fp16 added on cuda)")
     p.add_argument("--compile", action="store_true", help="also measure `gan train --compile`")
+    p.add_argument("--channels-last", action="store_true",
+                   help="also measure `gan train --channels-last` (conv networks: --arch dcgan)")
     p.add_argument("--data-dir", type=Path, default=tutorial_loop.DEFAULT_DATA_DIR)
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for both loops (default: torch's default here)")
@@ -247,32 +250,34 @@ def main(argv: list[str] | None = None) -> int:
         print("measuring matmul peak ...", flush=True)
         peak = matmul_peak.measure("cuda" if args.device == "cuda" else "cpu")
 
-    variants = [(precision, loop, compile_) for precision in precisions
-                for loop, compile_ in [("tutorial", False), ("gan_dist", False)]
-                + ([("gan_dist", True)] if args.compile else [])]
+    extra = ([("compile",)] if args.compile else []) + ([("channels_last",)] if args.channels_last else [])
+    if args.compile and args.channels_last:
+        extra.append(("channels_last", "compile"))
+    variants = [(precision, loop, flags) for precision in precisions
+                for loop, flags in [("tutorial", ()), ("gan_dist", ()), *(("gan_dist", f) for f in extra)]]
     if args.processes:
-        variants.append(("no", "gan_dist 2 proc", False))
+        variants.append(("no", "gan_dist 2 proc", ()))
     measured: dict[tuple, list[dict]] = {v: [] for v in variants}
     with tempfile.TemporaryDirectory(prefix="gan_bench_") as tmp:
         data_args, data_name = gan_data_args(data_dir, Path(tmp) / "data")
         # Repeats are rounds over every row, not back-to-back runs of one row: a noisy spell
         # on a shared machine then hits all rows alike instead of one row's every repeat.
         for rep in range(args.repeats):
-            for precision, loop, compile_ in variants:
-                label = loop + ("+compile" if compile_ else "")
+            for precision, loop, flags in variants:
+                label = loop + "".join("+" + f for f in flags)
                 idle = wait_for_idle(args.wait_idle)
-                print(f"{label:17s} precision={precision:4s} round {rep + 1}/{args.repeats} ...", flush=True)
+                print(f"{label:29s} precision={precision:4s} round {rep + 1}/{args.repeats} ...", flush=True)
                 if loop == "tutorial":
                     r = baseline.run(images=args.images, warmup=args.warmup, precision=precision,
                                      device=args.device, data_dir=data_dir, batch_size=batch)
                 else:
-                    r = run_gan(precision=precision, compile_=compile_, device=args.device,
+                    r = run_gan(precision=precision, flags=flags, device=args.device,
                                 data_args=data_args, images=args.images,
                                 epoch_images=dataset_size(data_dir) // batch * batch,
                                 out_dir=Path(tmp) / f"runs{rep}", threads=threads, arch=args.arch, batch=batch,
                                 processes=2 if loop.endswith("2 proc") else 1)
                 r["cpu_idle_before"] = idle
-                measured[(precision, loop, compile_)].append(r)
+                measured[(precision, loop, flags)].append(r)
     rows = [best(measured[v]) for v in variants]
 
     # ratios and fraction of peak
@@ -288,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
             r["fraction_of_model_shape_peak"] = round(r["gflops"] / peak[key]["all_shapes_gflops"], 3)
 
     print()
-    head = (f"{'loop':17s} {'precision':9s} {'images/s':>9s} {'ratio':>6s} {'vs fp32':>7s} "
+    head = (f"{'loop':29s} {'precision':9s} {'images/s':>9s} {'ratio':>6s} {'vs fp32':>7s} "
             f"{'GFLOP/s':>8s} {'of peak':>8s}")
     print(head)
     print("-" * len(head))
@@ -296,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         frac = f"{r['fraction_of_peak']:.1%}" if "fraction_of_peak" in r else "-"
         vs32 = f"{r['ratio_vs_tutorial_fp32']:6.2f}x" if "ratio_vs_tutorial_fp32" in r else "      -"
         gflops = f"{r['gflops']:8.1f}" if r["gflops"] is not None else "       -"
-        print(f"{r['loop']:17s} {r['precision']:9s} {r['images_per_second']:9,.0f} "
+        print(f"{r['loop']:29s} {r['precision']:9s} {r['images_per_second']:9,.0f} "
               f"{r['ratio_vs_tutorial']:5.2f}x {vs32} {gflops} {frac:>8s}")
     print("ratio: vs the tutorial loop at the same precision; vs fp32: vs the tutorial loop in fp32")
     if peak:

@@ -37,3 +37,21 @@ def test_benchmark_runs_both_loops_per_precision_and_writes_json(tmp_path):
         assert r["ratio_vs_tutorial"] == pytest.approx(r["images_per_second"] / base, abs=0.01)
     assert rows[("gan_dist", "bf16")]["command"].count("--precision bf16") == 1
     assert "images/s" in proc.stdout and "vs fp32" in proc.stdout
+
+
+@pytest.mark.slow
+def test_dcgan_benchmark_has_a_channels_last_row(tmp_path):
+    out = tmp_path / "dcgan.json"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "run_benchmark.py"), "--arch", "dcgan", "--precisions", "no",
+         "--channels-last", "--images", "256", "--warmup", "2", "--repeats", "1", "--wait-idle", "0", "--out", str(out)],
+        capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert (result["arch"], result["batch_size"], result["data"]) == ("dcgan", 128, "mnist-sample")
+    rows = {r["loop"]: r for r in result["results"]}
+    assert set(rows) == {"tutorial-dcgan", "gan_dist", "gan_dist+channels_last"}
+    assert "--channels-last" in rows["gan_dist+channels_last"]["command"]
+    assert "--channels-last" not in rows["gan_dist"]["command"]
+    for r in rows.values():
+        assert r["images_per_second"] > 0 and 0 < r["d_loss"] < 10
