@@ -147,6 +147,11 @@ def dataset_size(data_dir: Path | None) -> int:
 
 
 # ---- the two loops -----------------------------------------------------------------------
+def loop_label(loop: str, flags: tuple[str, ...] = ()) -> str:
+    """A row's name: the loop and its extra `gan train` switches, e.g. gan_dist+channels_last."""
+    return loop + "".join("+" + f for f in flags)
+
+
 def run_gan(*, precision: str, flags: tuple[str, ...], device: str, data_args: list[str], images: int,
             epoch_images: int, out_dir: Path, threads: int, arch: str = "mlp", batch: int = BATCH,
             processes: int = 1) -> dict:
@@ -173,7 +178,7 @@ def run_gan(*, precision: str, flags: tuple[str, ...], device: str, data_args: l
     seconds = sum(r["seconds"] for r in timed)
     config = json.loads((run_dir / "config.json").read_text())
     return {
-        "loop": "gan_dist" + "".join("+" + f for f in flags) + (f" {processes} proc" if processes > 1 else ""),
+        "loop": loop_label("gan_dist", flags) + (f" {processes} proc" if processes > 1 else ""),
         "precision": precision, "arch": arch, "processes": processes,
         "device": device, "threads": config.get("env", {}).get("threads_per_process"),
         "command": " ".join(cmd[1:]), "epochs": epochs, "warmup_epochs": 1,
@@ -264,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         # on a shared machine then hits all rows alike instead of one row's every repeat.
         for rep in range(args.repeats):
             for precision, loop, flags in variants:
-                label = loop + "".join("+" + f for f in flags)
+                label = loop_label(loop, flags)
                 idle = wait_for_idle(args.wait_idle)
                 print(f"{label:29s} precision={precision:4s} round {rep + 1}/{args.repeats} ...", flush=True)
                 if loop == "tutorial":

@@ -261,6 +261,9 @@ class OptionSpec:
     choices: tuple[str, ...]
     archs: tuple[str, ...] = ()  # the architectures it acts on; () for all
 
+    def acts_on(self, arch: str | None) -> bool:
+        return not self.archs or arch in self.archs
+
 
 def _kind(annotation: Any) -> tuple[type, bool]:
     """(base type, accepts None) from a resolved annotation such as `int | None`."""

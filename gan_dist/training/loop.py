@@ -71,12 +71,12 @@ def build_training_models(cfg: TrainConfig, spec: NetSpec, accelerator) -> Model
         # tensors and cannot normalise D's real and fake halves apart (nets/layers.py).
         set_sync_batchnorm(G)
         set_sync_batchnorm(D)
+    if cfg.channels_last:  # 4-D weights NHWC before the optimisers (the EMA stays NCHW: only copied into)
+        G.to(memory_format=torch.channels_last)
+        D.to(memory_format=torch.channels_last)
     fused = {"fused": True} if accelerator.device.type in ("cuda", "cpu") else {}
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), **fused)
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), **fused)
-    if cfg.channels_last:  # 4-D weights NHWC (the EMA, made above, stays NCHW: it is only copied into)
-        G.to(memory_format=torch.channels_last)
-        D.to(memory_format=torch.channels_last)
     if cfg.compile:
         # Module.compile() compiles __call__ in place: state_dict keys stay the same, so
         # checkpoints move freely between compiled and eager runs.
