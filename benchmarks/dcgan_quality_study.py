@@ -29,6 +29,7 @@ from gan_dist.metrics.quality import evaluate_generator, real_reference
 from gan_dist.nets.dcgan import DCGANDiscriminator, DCGANGenerator, init_dcgan
 from gan_dist.nets.layers import GroupSyncBatchNorm as BatchNorm
 from gan_dist.training.ema import ema_beta, make_ema, update_ema
+from gan_dist.training.losses import discriminator_loss, generator_loss
 
 
 # --- generator variants: G (built at `width`) -> G changed in place ---------------------------
@@ -95,15 +96,16 @@ D_VARIANTS = {"paper": d_paper, "no-bn": d_no_bn, "spectral-norm": d_spectral_no
 
 
 def d_loss(real, fake, kind: str, real_target: float):
+    """gan train's loss, or the study's two alternatives (hinge; one-sided label smoothing)."""
     if kind == "hinge":
         return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
     if real_target < 1:
         return F.binary_cross_entropy_with_logits(real, torch.full_like(real, real_target)) + F.softplus(fake).mean()
-    return F.softplus(-real).mean() + F.softplus(fake).mean()  # training/losses.py's discriminator_loss
+    return discriminator_loss(real, fake)
 
 
 def g_loss(fake, kind: str):
-    return -fake.mean() if kind == "hinge" else F.softplus(-fake).mean()
+    return -fake.mean() if kind == "hinge" else generator_loss(fake, "nonsaturating")
 
 
 def main() -> None:
