@@ -108,6 +108,18 @@ def g_loss(fake, kind: str):
     return -fake.mean() if kind == "hinge" else generator_loss(fake, "nonsaturating")
 
 
+def d_logits_and_features(D, x, groups):
+    """D's logits and phi(x), its flattened last feature map (for InfoGAN's Q head)."""
+    for layer in D.features:
+        x = layer(x, groups) if isinstance(layer, BatchNorm) else layer(x)
+    return D.head(x, None), x
+
+
+def make_q_head(D, codes: int) -> nn.Module:
+    """InfoGAN's Q (Chen et al. 2016): on D's features, logits of the categorical code."""
+    return nn.Sequential(nn.Linear(D.head.psi.in_features, 128), nn.LeakyReLU(0.2), nn.Linear(128, codes))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--name", default="run")
@@ -124,6 +136,13 @@ def main() -> None:
     p.add_argument("--g-variant", choices=tuple(G_VARIANTS), default="paper")
     p.add_argument("--d-variant", choices=tuple(D_VARIANTS), default="paper")
     p.add_argument("--ema-kimg", type=float, default=10.0)
+    p.add_argument("--info-codes", type=int, default=0,
+                   help="> 0: InfoGAN, a categorical latent code of this many values (no labels used)")
+    p.add_argument("--info-weight", type=float, default=1.0, help="InfoGAN's lambda")
+    p.add_argument("--top-k", type=float, default=1.0,
+                   help="< 1: G learns from only that share of its fakes, those D rates most real "
+                        "(Sinha et al. 2020), decayed from 1 over the first half of training")
+    p.add_argument("--r1", type=float, default=0.0, help="> 0: R1 penalty gamma/2 E|grad D(real)|^2 on D")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     a = p.parse_args()
@@ -132,13 +151,18 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     images = torch.from_numpy(np.asarray(load_dataset("mnist-sample", "data").images))
     reference = real_reference("mnist-sample", "data")
-    G, D = DCGANGenerator(width=a.width), DCGANDiscriminator(width=a.d_width or a.width)
+    # InfoGAN's code enters G as the conditional G's label does (a learned embedding concatenated to z)
+    G = DCGANGenerator(width=a.width, num_classes=a.info_codes)
+    D = DCGANDiscriminator(width=a.d_width or a.width)
     if G_VARIANTS[a.g_variant]:
         G_VARIANTS[a.g_variant](G, a.width)
     init_dcgan(G)  # again for every variant, as the study's runs did (it draws from the seeded RNG)
+    if G.embed is not None:
+        nn.init.normal_(G.embed.weight, 0.0, 1.0)  # as DCGANGenerator does: the code as loud as z
     groups = D_VARIANTS[a.d_variant](D)
     ema = make_ema(G)
-    opt_g = torch.optim.Adam(G.parameters(), a.lr, betas=(a.beta1, 0.999))
+    Q = make_q_head(D, a.info_codes) if a.info_codes else nn.Identity()
+    opt_g = torch.optim.Adam([*G.parameters(), *Q.parameters()], a.lr, betas=(a.beta1, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), a.lr_d or a.lr, betas=(a.beta1, 0.999))
     evals = {int(s) for s in a.evals.split(",")}
     B, seen, start = a.batch, 0, time.time()
@@ -149,16 +173,30 @@ def main() -> None:
             perm, pos = torch.randperm(len(images), generator=order), 0
         real = to_unit_range(images[perm[pos:pos + B]])
         pos += B
+        code = torch.randint(a.info_codes, (B,)) if a.info_codes else None
         with torch.no_grad():
-            fake = G(torch.randn(B, G.latent_dim))
+            fake = G(torch.randn(B, G.latent_dim), code)
+        if a.r1:
+            real.requires_grad_(True)
         logits = D(torch.cat([real, fake]), None, groups=groups)
         loss = d_loss(logits[:B], logits[B:], a.loss, a.real_target)
+        if a.r1:  # Mescheder et al. 2018; every step (no lazy regularisation)
+            (grad,) = torch.autograd.grad(logits[:B].sum(), real, create_graph=True)
+            loss = loss + a.r1 / 2 * grad.square().sum((1, 2, 3)).mean()
         opt_d.zero_grad()
         loss.backward()
         opt_d.step()
-        loss = g_loss(D(G(torch.randn(B, G.latent_dim)), None, groups=1), a.loss)  # Algorithm 1's fresh z
+        code = torch.randint(a.info_codes, (B,)) if a.info_codes else None
+        logits, phi = d_logits_and_features(D, G(torch.randn(B, G.latent_dim), code), 1)  # Algorithm 1's fresh z
+        if a.top_k < 1:
+            share = max(a.top_k, 1 - (1 - a.top_k) * step / (a.steps / 2))
+            keep = logits.topk(max(1, round(share * B))).indices
+            logits = logits[keep]
+        loss = g_loss(logits, a.loss)
+        if a.info_codes:  # the mutual-information bound: Q recovers the code from G's image
+            loss = loss + a.info_weight * F.cross_entropy(Q(phi), code)
         opt_g.zero_grad()
-        loss.backward(inputs=list(G.parameters()))
+        loss.backward(inputs=[*G.parameters(), *Q.parameters()])
         opt_g.step()
         update_ema(ema, G, ema_beta(B, seen, a.ema_kimg))
         seen += B

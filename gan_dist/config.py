@@ -78,6 +78,10 @@ class TrainConfig:
     conditional: bool = option(False, "Class-conditional training on labelled data: G gets a learned label "
                                "embedding, D is a projection discriminator (--arch dcgan).", label="Class-conditional",
                                archs=tuple(sorted(CONDITIONAL)))
+    latent_codes: int = option(0, "InfoGAN (Chen et al. 2016), unsupervised: G also takes a categorical code of "
+                               "this many values, and D a head Q that must read it back from G's images "
+                               "(--arch dcgan; 0: off). Sampling draws every value equally often.",
+                               label="Latent code values (InfoGAN)", archs=tuple(sorted(CONDITIONAL)))
     ema_kimg: float | None = option(None, "EMA of G with this half-life in thousands of images (0: off); used for "
                                     "sample grids, gan sample/eval and generator.safetensors. Default: "
                                     + ", ".join(f"{a} {v:g}" for a, v in EMA_KIMG_DEFAULT.items()) + ".",
@@ -186,6 +190,12 @@ class TrainConfig:
         need(not self.conditional or self.arch in CONDITIONAL,
              f"--conditional needs --arch {' or '.join(sorted(CONDITIONAL))}: the {self.arch} networks have no "
              "class-conditional form")
+        need(self.latent_codes >= 0, f"--latent-codes must be 0 (off) or more, got {self.latent_codes}")
+        need(not self.latent_codes or self.arch in CONDITIONAL,
+             f"--latent-codes needs --arch {' or '.join(sorted(CONDITIONAL))}: the {self.arch} networks take "
+             "z alone")
+        need(not (self.latent_codes and self.conditional),
+             "--latent-codes and --conditional exclude each other: G's second input is a class or a code")
         need(not self.channels_last or self.arch in CONV_ARCHS,
              f"--channels-last needs a convolutional --arch ({', '.join(CONV_ARCHS)}): the {self.arch} networks "
              "have no image-shaped activations")

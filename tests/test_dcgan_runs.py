@@ -76,6 +76,32 @@ def test_conditional_sampling_and_evaluation(tmp_path, whole):
     assert json.loads((whole / "quality.jsonl").read_text().splitlines()[-1]) == row  # the EMA's row stays
 
 
+@pytest.mark.slow
+def test_latent_codes_run_resumes_bit_identically_samples_and_evaluates(tmp_path):
+    """InfoGAN's categorical code end to end: a grid row per code value, the code head in the
+    layer table, a resume that repeats the straight run, and sampling that draws every code."""
+    from PIL import Image
+
+    codes = [*DC, "--latent-codes", "4", "--ema-kimg", "1", "--sample-epochs", "1,2", "--out", tmp_path]
+    gan("train", *codes, "--epochs", "2", "--name", "straight")
+    gan("train", *codes, "--epochs", "1", "--name", "resumed")
+    gan("train", *codes, "--epochs", "2", "--name", "resumed", "--resume", "auto")
+    straight = tmp_path / "straight"
+    same_run(straight, tmp_path / "resumed")
+    config = json.loads((straight / "config.json").read_text())
+    assert (config["latent_codes"], config["num_classes"], config["grid"]) == (4, 0, {"rows": 4, "cols": 8})
+    assert config["architecture"]["discriminator"][-1]["layer"].startswith("Linear(in_features=128, out_features=4")
+    assert Image.open(straight / "samples" / "epoch_0002.png").size == (8 * 30 + 2, 4 * 30 + 2)  # a row per code
+    gan("sample", straight, "-n", "8", "-o", tmp_path / "s.npz")
+    with np.load(tmp_path / "s.npz") as f:
+        assert f["images"].shape == (8, 1, 28, 28) and "labels" not in f  # codes are not classes
+    proc = gan("sample", straight, "--label", "1", "-o", tmp_path / "x.png", check=False)
+    assert proc.returncode == 2 and "needs a class-conditional run" in proc.stderr
+    gan("eval", straight, "--samples", "200")
+    row = json.loads((straight / "quality.jsonl").read_text().splitlines()[-1])
+    assert row["samples"] == 200 and "label_accuracy" not in row
+
+
 @pytest.fixture(scope="module")
 def one_process(tmp_path_factory):
     """The unconditional tiny dcgan, 2 epochs on 1 process: what 2 processes or 2 nodes must match."""
@@ -149,6 +175,10 @@ def test_channels_last_trains_the_same_network(tmp_path, one_process):
     (["--conditional"], "error: --conditional needs --arch dcgan: the mlp networks have no class-conditional form"),
     (["--arch", "dcgan", "--width", "0"], "error: --width must be at least 1, got 0"),
     (["--channels-last"], "error: --channels-last needs a convolutional --arch (dcgan): the mlp networks have"),
+    (["--latent-codes", "4"], "error: --latent-codes needs --arch dcgan: the mlp networks take z alone"),
+    (["--arch", "dcgan", "--latent-codes", "-1"], "error: --latent-codes must be 0 (off) or more, got -1"),
+    (["--arch", "dcgan", "--latent-codes", "4", "--conditional"],
+     "error: --latent-codes and --conditional exclude each other"),
 ])
 def test_bad_options_one_line_exit_2_nothing_written(tmp_path, args, message):
     proc = gan("train", *FAST, *args, "--out", tmp_path / "runs", "--name", "x", check=False)

@@ -18,11 +18,13 @@ from gan_dist.nets import (
     NetSpec,
     build_models,
     check_image_shape,
+    label_values,
     parameter_count,
 )
 from gan_dist.nets.dcgan import LABEL_EMBED_DIM, stage_plan
 from gan_dist.nets.projection import ProjectionHead
 from gan_dist.training.ema import ema_beta, make_ema, update_ema
+from gan_dist.training.losses import code_loss, discriminator_loss, generator_loss
 
 
 def expected_counts(size: int, channels: int, width: int, latent: int = 100, classes: int = 0) -> tuple[int, int]:
@@ -95,6 +97,43 @@ def test_projection_head_on_hand_made_inputs():
     assert head(phi, torch.tensor([1, 1])).tolist() == [-0.5, 1.5]
     plain = ProjectionHead(3)
     assert plain(phi).shape == (2,) and plain.embed is None
+
+
+def test_latent_codes_steer_g_and_q_reads_them_back_through_both_losses():
+    from accelerate import Accelerator
+
+    from gan_dist.training.steps import d_step, g_step
+
+    torch.manual_seed(0)
+    G, D = build_models(NetSpec("dcgan", 16, (1, 28, 28), width=8, latent_codes=4))
+    assert (label_values(G), G.num_classes, G.embed.num_embeddings) == (4, 0, 4)
+    G.eval()
+    with torch.no_grad():
+        images = G(torch.randn(1, 16).expand(4, 16), torch.arange(4))  # one z, every code value
+    assert all((images[i] - images[j]).abs().max() > 1e-3 for i in range(4) for j in range(i))
+    G.train()
+    # code_loss is the cross-entropy of Q's logits: uniform logits ln 4; p(right) = 3/6 ln 2
+    assert code_loss(torch.zeros(3, 4), torch.tensor([0, 1, 2])).item() == pytest.approx(math.log(4))
+    assert code_loss(torch.tensor([[math.log(3), 0.0, 0.0, 0.0]]), torch.tensor([0])).item() == pytest.approx(math.log(2))
+    acc = Accelerator(cpu=True)
+    real, fake, codes = torch.rand(3, 1, 28, 28) * 2 - 1, torch.rand(3, 1, 28, 28) * 2 - 1, torch.tensor([0, 3, 1])
+    with torch.no_grad():
+        logits, code_logits = D(torch.cat([real, fake]), None, groups=2)
+    assert logits.shape == (6,) and code_logits.shape == (6, 4)
+    # the D step adds Q's loss on the fake half only
+    expected = discriminator_loss(logits[:3], logits[3:]) + code_loss(code_logits[3:], codes)
+    opt_d = torch.optim.SGD(D.parameters(), lr=0.0)  # lr 0: D unchanged for the G step below
+    loss, _, _ = d_step(D, opt_d, real, fake, acc, codes=codes)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    assert D.code_head[0].weight.grad.abs().sum() > 0  # Q learns in the D step
+    z = torch.randn(3, 16)
+    with torch.no_grad():
+        logits, code_logits = D(G(z, codes), None)
+    expected = generator_loss(logits) + code_loss(code_logits, codes)
+    D.zero_grad(set_to_none=True)
+    loss = g_step(G(z, codes), D, torch.optim.SGD(G.parameters(), lr=0.0), "nonsaturating", acc, codes=codes)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert G.embed.weight.grad.abs().sum() > 0 and all(p.grad is None for p in D.parameters())
 
 
 def test_ema_rule_by_hand():

@@ -301,10 +301,12 @@ def generate(generator: torch.nn.Module, samples: int, seed: int, *, latent_dim:
              batch: int = 1000, labels: torch.Tensor | None = None) -> torch.Tensor:
     """uint8 (N, C, H, W) images from seeded noise; a private RNG leaves global RNG state alone.
     A conditional generator draws `labels` (N,), by default every class equally often
-    (image i is class i mod classes)."""
+    (image i is class i mod classes); a generator with latent codes, every code value so."""
+    from gan_dist.nets import label_values
+
     generator = getattr(generator, "module", generator)  # DDP wrapper
     latent_dim = latent_dim or generator.latent_dim  # every network declares it (nets/)
-    classes = getattr(generator, "num_classes", 0)
+    classes = label_values(generator)  # classes, or an InfoGAN code's values: drawn uniformly too
     if classes and labels is None:
         labels = torch.arange(samples) % classes
     params = list(generator.parameters())

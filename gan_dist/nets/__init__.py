@@ -3,7 +3,8 @@ name -> builder table (ARCHS) that config validation, `--help` and errors all re
 
 Importing this package does not import torch (the CLI's help and the config stay fast); a
 builder imports its family's module when called. Every generator carries `latent_dim`,
-`image_shape` and `num_classes`, so nothing outside nets/ needs to know how it is built.
+`image_shape`, `num_classes` and `latent_codes`, so nothing outside nets/ needs to know how it
+is built.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ class NetSpec:
     d_dropout: float = 0.0
     fast_dropout: bool = False  # D's dropout from 15-bit lanes on the CPU (nets/layers.py)
     num_classes: int = 0  # > 0: class-conditional networks
+    latent_codes: int = 0  # > 0: InfoGAN's categorical latent code with this many values (dcgan)
     width: int = 64  # the conv networks' base width (channels of the stage nearest the image)
 
     def to_dict(self) -> dict[str, Any]:
@@ -45,8 +47,9 @@ def build_dcgan(spec: NetSpec):
     from gan_dist.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 
     return (DCGANGenerator(latent_dim=spec.latent_dim, image_shape=spec.image_shape, width=spec.width,
-                           num_classes=spec.num_classes),
-            DCGANDiscriminator(image_shape=spec.image_shape, width=spec.width, num_classes=spec.num_classes))
+                           num_classes=spec.num_classes, latent_codes=spec.latent_codes),
+            DCGANDiscriminator(image_shape=spec.image_shape, width=spec.width, num_classes=spec.num_classes,
+                               latent_codes=spec.latent_codes))
 
 
 # The one table of architectures: name -> builder(spec) -> (generator, discriminator).
@@ -74,6 +77,13 @@ def check_image_shape(arch: str, shape: tuple[int, int, int]) -> None:
     if height != width or height not in sizes:
         raise GanError(f"--arch {arch} builds {', '.join(f'{s}x{s}' for s in sizes)} px images, "
                        f"the data is {height}x{width}: prepare the data at one of those sizes (--image-size)")
+
+
+def label_values(generator) -> int:
+    """How many values a generator's second input takes: its classes (conditional) or its
+    latent code's values (InfoGAN); 0 when it takes z alone."""
+    generator = getattr(generator, "module", generator)  # DDP wrapper
+    return getattr(generator, "num_classes", 0) or getattr(generator, "latent_codes", 0)
 
 
 def build_models(spec: NetSpec):

@@ -16,6 +16,12 @@ linear weight N(0, 0.02), BatchNorm weight N(1, 0.02), biases 0.
 Conditional (num_classes > 0): G concatenates a learned label embedding to z; D is a
 projection discriminator (Miyato & Koyama 2018): logit = psi(phi(x)) + <embed(y), phi(x)>,
 with phi(x) D's flattened last feature map (nets/projection.py).
+
+Latent codes (latent_codes = K > 0; InfoGAN, Chen et al. 2016, unsupervised): G takes a
+categorical code c in 0..K-1 exactly as the conditional G takes a label; D stays
+unconditional and gains InfoGAN's Q head, which predicts c from phi(x)
+(training/losses.py code_loss). A continuous G must pass through in-between shapes to get
+from one digit to another; a discrete code lets it jump.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from gan_dist.nets.projection import ProjectionHead
 
 SIZES = (28, 32, 64)
 LABEL_EMBED_DIM = 32  # G's label embedding, concatenated to z
+CODE_HEAD_WIDTH = 128  # Q's hidden layer (InfoGAN's MNIST Q: FC 128, then the code logits)
 
 
 def stage_plan(size: int, width: int) -> tuple[int, list[int]]:
@@ -57,17 +64,22 @@ def init_dcgan(module: nn.Module) -> None:
 
 
 class DCGANGenerator(nn.Module):
-    """z (B, latent) [, labels (B,)] -> images (B, C, H, W) in [-1, 1]."""
+    """z (B, latent) [, labels or latent codes (B,)] -> images (B, C, H, W) in [-1, 1]."""
 
-    def __init__(self, *, latent_dim: int = 100, image_shape=(1, 28, 28), width: int = 64, num_classes: int = 0):
+    def __init__(self, *, latent_dim: int = 100, image_shape=(1, 28, 28), width: int = 64, num_classes: int = 0,
+                 latent_codes: int = 0):
         super().__init__()
+        if num_classes and latent_codes:
+            raise ValueError("a generator takes class labels or latent codes, not both")
         self.latent_dim, self.image_shape, self.num_classes = latent_dim, tuple(image_shape), num_classes
+        self.latent_codes = latent_codes
+        values = num_classes or latent_codes  # what the second input takes: classes or code values
         channels_out, size = self.image_shape[0], self.image_shape[1]
         s0, chans = stage_plan(size, width)
         self.s0, self.c0 = s0, chans[0]
         # N(0, 1) like z, so the label carries as much signal as the noise at the start
-        self.embed = nn.Embedding(num_classes, LABEL_EMBED_DIM) if num_classes else None
-        in_dim = latent_dim + (LABEL_EMBED_DIM if num_classes else 0)
+        self.embed = nn.Embedding(values, LABEL_EMBED_DIM) if values else None
+        in_dim = latent_dim + (LABEL_EMBED_DIM if values else 0)
         # no biases before BatchNorm: its shift makes them redundant
         self.project = nn.Linear(in_dim, chans[0] * s0 * s0, bias=False)
         layers: list[nn.Module] = [BatchNorm(chans[0]), nn.ReLU()]
@@ -82,18 +94,19 @@ class DCGANGenerator(nn.Module):
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         if self.embed is not None:
             if labels is None:
-                raise ValueError("a conditional generator needs labels")
+                raise ValueError("this generator needs labels (or latent codes)")
             z = torch.cat([z, self.embed(labels).to(z.dtype)], dim=1)  # (B, latent + 32)
         x = self.project(z).view(z.shape[0], self.c0, self.s0, self.s0)  # (B, c0, s0, s0)
         return self.net(x)  # (B, C, H, W)
 
 
 class DCGANDiscriminator(nn.Module):
-    """images (B, C, H, W) [, labels (B,)] -> logits (B,); sigmoid(logit) = D(x)."""
+    """images (B, C, H, W) [, labels (B,)] -> logits (B,); sigmoid(logit) = D(x). With latent
+    codes: (logits (B,), code logits (B, K)), both from one forward (one DDP reduction)."""
 
     batch_groups = True  # forward(..., groups=2): real and fake normalised apart (training/steps.py)
 
-    def __init__(self, *, image_shape=(1, 28, 28), width: int = 64, num_classes: int = 0):
+    def __init__(self, *, image_shape=(1, 28, 28), width: int = 64, num_classes: int = 0, latent_codes: int = 0):
         super().__init__()
         channels_in, size, _ = tuple(image_shape)
         s0, chans = stage_plan(size, width)
@@ -103,10 +116,14 @@ class DCGANDiscriminator(nn.Module):
             layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), BatchNorm(c_out), nn.LeakyReLU(0.2)]
         self.features = nn.Sequential(*layers, nn.Flatten())  # phi(x): (B, c_last * s0 * s0)
         self.head = ProjectionHead(chans[-1] * s0 * s0, num_classes)
+        self.code_head = (nn.Sequential(nn.Linear(chans[-1] * s0 * s0, CODE_HEAD_WIDTH), nn.LeakyReLU(0.2),
+                                        nn.Linear(CODE_HEAD_WIDTH, latent_codes)) if latent_codes else None)
         init_dcgan(self)
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None, groups: int = 1) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None, groups: int = 1):
         """groups: x is that many equal blocks (real, fake), each BatchNorm-ed on its own."""
         for layer in self.features:
             x = layer(x, groups) if isinstance(layer, BatchNorm) else layer(x)
-        return self.head(x, labels)  # (B,)
+        if self.code_head is None:
+            return self.head(x, labels)  # (B,)
+        return self.head(x, labels), self.code_head(x)  # (B,), (B, K)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from gan_dist.nets import label_values
+
 
 def _shape(value) -> str:
     if isinstance(value, torch.Tensor):
@@ -45,8 +47,9 @@ def describe_models(G: nn.Module, D: nn.Module) -> dict[str, list[dict]]:
     """Both networks' tables from example inputs built from the generator's own declarations."""
     device = next(G.parameters()).device
     z = torch.zeros(2, G.latent_dim, device=device)
-    labels = torch.zeros(2, dtype=torch.long, device=device) if G.num_classes else None
-    g_args = (z, labels) if labels is not None else (z,)
+    labels = torch.zeros(2, dtype=torch.long, device=device) if G.num_classes else None  # D's labels
+    second = torch.zeros(2, dtype=torch.long, device=device) if label_values(G) else None  # class or code
+    g_args = (z,) if second is None else (z, second)
     images = torch.zeros(2, *G.image_shape, device=device)
-    d_args = (images, labels) if labels is not None else (images,)
+    d_args = (images, labels) if labels is not None else (images,)  # D never takes the codes
     return {"generator": layer_table(G, *g_args), "discriminator": layer_table(D, *d_args)}

@@ -13,6 +13,7 @@ class MLPGenerator(nn.Module):
     """The coursework generator: z (B, latent) -> image (B, 1, 28, 28) in [-1, 1]."""
 
     num_classes = 0  # unconditional
+    latent_codes = 0  # no InfoGAN code
 
     def __init__(self, *, latent_dim: int = 100, image_shape=(1, 28, 28)):
         super().__init__()

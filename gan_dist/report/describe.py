@@ -125,9 +125,12 @@ def network_facts(cfg: dict) -> dict[str, Any]:
     ema = cfg.get("ema_kimg")
     source = cfg.get("sample_source") or ("ema" if isinstance(ema, (int, float)) and ema > 0 else "raw")
     conditional = bool(cfg.get("conditional"))
+    codes = int(cfg.get("latent_codes") or 0)
     phrase = f"{ARCH_TITLES.get(arch, arch)} networks"
-    extras = (["class-conditional"] if conditional else []) + (["EMA generator"] if source == "ema" else [])
+    extras = ((["class-conditional"] if conditional else []) + ([f"InfoGAN code of {codes}"] if codes else [])
+              + (["EMA generator"] if source == "ema" else []))
     return {"arch": arch, "title": ARCH_TITLES.get(arch, arch), "conditional": conditional,
+            "latent_codes": codes, "code_loss_chance": math.log(codes) if codes else None,
             "ema_kimg": ema, "sample_source": source,
             "phrase": phrase + (f" ({', '.join(extras)})" if extras else "")}
 
@@ -171,7 +174,7 @@ NOT_SETTINGS = {
     "parameters", "grid", "sample_source", "env"}
 # What a run that predates an option did, where that is known: an old run and a new one with
 # the same behaviour then agree. (Not fast_dropout: old runs used the 15-bit lanes.)
-DEFAULTS = {"arch": "mlp", "conditional": False, "ema_kimg": None, "sync_bn": False,
+DEFAULTS = {"arch": "mlp", "conditional": False, "latent_codes": 0, "ema_kimg": None, "sync_bn": False,
             "loss": "nonsaturating", "k_disc": 1, "precision": "no", "compile": False,
             "log_with": None, "checkpoint_minutes": None}
 DERIVED_ROWS = [("Data directory", "data_dir", ""), ("Per-process batch", "per_process_batch", ""),
@@ -250,7 +253,8 @@ def figure_epochs(requested: Sequence[int] | None, run: dict) -> tuple[list[int]
 
 def sample_figure(run: dict, epoch: int, *, width_mm: float = 62.0) -> dict[str, Any]:
     """One grid as the templates show it: image, size, caption, and the class name of each
-    row for conditional runs (rows of one class each)."""
+    row for conditional runs (rows of one class each), or its code value (c=k) for runs with
+    latent codes."""
     cfg = run["config"]
     row = next(r for r in run["metrics"] if r["epoch"] == epoch)
     path = run["samples"][epoch]
@@ -263,6 +267,9 @@ def sample_figure(run: dict, epoch: int, *, width_mm: float = 62.0) -> dict[str,
     classes = dataset_facts(cfg)["classes"]
     if not isinstance(labels, list) and cfg.get("conditional") and classes and rows == len(classes):
         labels = classes
+    codes = int(cfg.get("latent_codes") or 0)
+    if not isinstance(labels, list) and codes and rows == codes:
+        labels = [f"c={k}" for k in range(codes)]
     labels = [str(x) for x in labels] if isinstance(labels, list) and labels else None
     return {"epoch": epoch, "url": path.resolve().as_uri(), "caption": caption(row, cfg.get("epochs")),
             "width_mm": round(width, 2), "height_mm": round(height, 2), "labels": labels,

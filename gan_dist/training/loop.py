@@ -129,17 +129,20 @@ def fixed_noise(seed: int, latent_dim: int, device, n: int = SAMPLE_GRID) -> tor
 
 
 def grid_layout(num_classes: int) -> dict:
-    """The fixed-noise grid: 8 x 8, or one row of 8 per class (at most MAX_GRID_ROWS classes)."""
+    """The fixed-noise grid: 8 x 8, or one row of 8 per class or latent code value (at most
+    MAX_GRID_ROWS rows)."""
     if not num_classes:
         return {"rows": 8, "cols": 8}
     return {"rows": min(num_classes, MAX_GRID_ROWS), "cols": 8}
 
 
 def grid_inputs(seed: int, spec: NetSpec, device) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(z, labels or None) of the fixed-noise grid; row r of a conditional grid is class r."""
-    layout = grid_layout(spec.num_classes)
+    """(z, labels or None) of the fixed-noise grid; row r of a conditional grid is class r,
+    of a latent-code grid code value r."""
+    values = spec.num_classes or spec.latent_codes
+    layout = grid_layout(values)
     z = fixed_noise(seed, spec.latent_dim, device, layout["rows"] * layout["cols"])
-    if not spec.num_classes:
+    if not values:
         return z, None
     return z, torch.arange(layout["rows"], device=device).repeat_interleave(layout["cols"])
 
@@ -224,19 +227,22 @@ def run_epoch(cfg: TrainConfig, epoch: int, models: Models, data: DeviceData, sh
         real, real_labels = data.batch(order[step])
         if cfg.channels_last:
             real = real.contiguous(memory_format=torch.channels_last)
-        y_fake = y_d = None
+        y_fake = y_d = codes = None
         if models.spec.num_classes:
             y_fake = rng.fake_labels(epoch, step, cfg.batch_size, models.spec.num_classes)[:, shard.rows()]
             y_d = torch.cat([real_labels, y_fake[0]])  # the classes of D's batch: real, then fake
+        elif models.spec.latent_codes:  # G's second input; D is unconditional and predicts them
+            y_fake = codes = rng.fake_labels(epoch, step, cfg.batch_size, models.spec.latent_codes)[:, shard.rows()]
         rng.seed_dropout(epoch, step, shard.rank)
         fake_for_d, fake_for_g = generator_forwards(models.G, models.G_plain, z[0], z[1] if g_turn else None,
                                                     accelerator, *(y_fake if y_fake is not None else (None, None)))
         d_loss, d_real, d_fake = d_step(models.D, models.opt_d, real, fake_for_d, accelerator, labels=y_d,
-                                        poison=poison)
+                                        poison=poison, codes=None if codes is None else codes[0])
         g_loss = None
         if g_turn:
             g_loss = g_step(fake_for_g, models.D_plain, models.opt_g, cfg.loss, accelerator,
-                            labels=None if y_fake is None else y_fake[1])
+                            labels=None if y_fake is None or codes is not None else y_fake[1],
+                            codes=None if codes is None else codes[1])
             if models.ema is not None:  # the same on every process: G is identical everywhere
                 seen = ((epoch - 1) * steps + step) * cfg.batch_size  # images before this step
                 update_ema(models.ema, models.G_plain, ema_beta(cfg.batch_size, seen, cfg.ema_kimg))
@@ -322,7 +328,8 @@ def train(cfg: TrainConfig, *, should_stop: StopCheck = lambda: False, fault: Fa
     check_image_shape(cfg.arch, data.shape)
     num_classes = data_classes(data) if cfg.conditional else 0
     spec = NetSpec(arch=cfg.arch, latent_dim=cfg.latent_dim, image_shape=data.shape, d_dropout=cfg.d_dropout,
-                   fast_dropout=cfg.fast_dropout, num_classes=num_classes, width=cfg.width)
+                   fast_dropout=cfg.fast_dropout, num_classes=num_classes, width=cfg.width,
+                   latent_codes=cfg.latent_codes)
     models = build_training_models(cfg, spec, accelerator)
 
     run = RunDir(cfg.run_dir, is_main=accelerator.is_main_process)
@@ -345,7 +352,7 @@ def train(cfg: TrainConfig, *, should_stop: StopCheck = lambda: False, fault: Fa
                       "parameters": {"generator": parameter_count(models.G_plain),
                                      "discriminator": parameter_count(models.D_plain)},
                       "architecture": describe_models(models.G_plain, models.D_plain),
-                      "num_classes": num_classes, "grid": grid_layout(num_classes),
+                      "num_classes": num_classes, "grid": grid_layout(num_classes or cfg.latent_codes),
                       "sample_source": "ema" if models.ema is not None else "raw",
                       "generator_files": {"ema": GENERATOR, "raw": GENERATOR_RAW} if models.ema is not None
                       else {"raw": GENERATOR},
@@ -565,7 +572,7 @@ class EpochLoop:
         with torch.no_grad():
             images = (G(z) if labels is None else G(z, labels)).float().cpu()
         G.train(was_training)
-        self.run_dir.save_sample_grid(epoch, images, nrow=grid_layout(self.models.spec.num_classes)["cols"])
+        self.run_dir.save_sample_grid(epoch, images, nrow=grid_layout(self.models.spec.num_classes or self.models.spec.latent_codes)["cols"])
         self.run_dir.save_generator(G, self.models.spec, epoch)
         if self.models.ema is not None:
             self.run_dir.save_generator(self.models.G_plain, self.models.spec, epoch, raw=True)

@@ -23,3 +23,14 @@ def generator_loss(fake_logits: torch.Tensor, kind: str = "nonsaturating") -> to
     if kind == "minimax":
         return -F.softplus(fake_logits).mean()
     raise ValueError(f"unknown loss {kind!r}")
+
+
+# InfoGAN's lambda for a categorical code (Chen et al. 2016 use 1 for discrete codes).
+CODE_LOSS_WEIGHT = 1.0
+
+
+def code_loss(code_logits: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+    """InfoGAN's L_I for a categorical code, as a loss: the cross-entropy of Q's prediction
+    of the code c from G(z, c). Minimising it over Q and G maximises a lower bound on the
+    mutual information between c and the image (up to the constant entropy H(c))."""
+    return F.cross_entropy(code_logits.float(), codes)

@@ -1,14 +1,16 @@
 """The two updates of Algorithm 1: a discriminator step and a generator step.
 
 Labels are part of the interface from the start (StyleGAN2-ADA's loss takes `c`): `None` for
-unconditional networks, else the class of every image the network sees.
+unconditional networks, else the class of every image the network sees. `codes`: the InfoGAN
+latent codes the fakes were drawn with (a D with a code head), else `None`; both steps then
+add code_loss, so Q (in the D step) and G (in the G step) learn to keep the code readable.
 """
 
 from __future__ import annotations
 
 import torch
 
-from gan_dist.training.losses import discriminator_loss, generator_loss
+from gan_dist.training.losses import CODE_LOSS_WEIGHT, code_loss, discriminator_loss, generator_loss
 
 
 def _call(net, x, labels, groups: int = 1):
@@ -33,7 +35,7 @@ def generator_forwards(G, G_plain, z_for_d, z_for_g, accelerator, labels_for_d=N
     return fake_for_d, fake_for_g
 
 
-def d_step(D, opt_d, real, fake, accelerator, labels=None, poison: float | None = None):
+def d_step(D, opt_d, real, fake, accelerator, labels=None, poison: float | None = None, codes=None):
     """One discriminator update on a real batch and a (detached) fake one; returns detached
     (loss, mean D(x), mean D(G(z))). Real and fake go through D in one batch: one DDP
     forward, one all-reduce. `labels`: the classes of torch.cat([real, fake]), or None.
@@ -47,8 +49,12 @@ def d_step(D, opt_d, real, fake, accelerator, labels=None, poison: float | None 
     half's statistics."""
     with accelerator.autocast():
         logits = _call(D, torch.cat([real, fake]), labels, _groups(D))
+        if codes is not None:
+            logits, code_logits = logits
         real_logits, fake_logits = logits[: len(real)], logits[len(real):]
         loss = discriminator_loss(real_logits, fake_logits)
+        if codes is not None:  # Q reads the fakes' codes (the real half's code logits are unused)
+            loss = loss + CODE_LOSS_WEIGHT * code_loss(code_logits[len(real):], codes)
         if poison is not None:
             loss = loss * poison
     opt_d.zero_grad(set_to_none=True)
@@ -58,7 +64,7 @@ def d_step(D, opt_d, real, fake, accelerator, labels=None, poison: float | None 
         return loss.detach().float(), torch.sigmoid(real_logits.float()).mean(), torch.sigmoid(fake_logits.float()).mean()
 
 
-def g_step(fake, D_plain, opt_g, loss_kind, accelerator, labels=None):
+def g_step(fake, D_plain, opt_g, loss_kind, accelerator, labels=None, codes=None):
     """One generator update from `fake` = G(z), made with its graph; returns the detached loss.
     (A discriminator with BatchNorm sees a fake-only batch, normalised as the D step's fake half.)
 
@@ -67,7 +73,12 @@ def g_step(fake, D_plain, opt_g, loss_kind, accelerator, labels=None):
     computed nor all-reduced. No `requires_grad` toggling, which would also invalidate
     (or, pytorch#139476, silently reuse) compiled graphs."""
     with accelerator.autocast():
-        loss = generator_loss(_call(D_plain, fake, labels), loss_kind)
+        logits = _call(D_plain, fake, labels)
+        if codes is None:
+            loss = generator_loss(logits, loss_kind)
+        else:
+            logits, code_logits = logits
+            loss = generator_loss(logits, loss_kind) + CODE_LOSS_WEIGHT * code_loss(code_logits, codes)
     opt_g.zero_grad(set_to_none=True)
     accelerator.backward(loss, inputs=list(opt_g.param_groups[0]["params"]))
     opt_g.step()
