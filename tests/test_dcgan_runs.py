@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import FAST, free_port, gan, generator_tensors, kill_9_once, max_abs_diff, metrics
+from helpers import FAST, free_port, gan, generator_tensors, kill_9_once, max_abs_diff, metrics, pdf_text
 
 DC = [*FAST, "--arch", "dcgan", "--width", "8", "--latent-dim", "16", "--seed", "3"]  # 10 steps of 500
 COND = [*DC, "--conditional", "--ema-kimg", "1", "--epochs", "2", "--sample-epochs", "1,2"]
@@ -100,6 +100,9 @@ def test_latent_codes_run_resumes_bit_identically_samples_and_evaluates(tmp_path
     gan("eval", straight, "--samples", "200")
     row = json.loads((straight / "quality.jsonl").read_text().splitlines()[-1])
     assert row["samples"] == 200 and "label_accuracy" not in row
+    gan("report", straight)
+    text = pdf_text(straight / "report.pdf").replace("\u2010 ", "")  # undo WeasyPrint's hyphenation
+    assert "InfoGAN code of 4" in text and "c=3" in text and "Q's cross-entropy on the latent code" in text
 
 
 @pytest.fixture(scope="module")
