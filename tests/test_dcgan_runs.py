@@ -11,7 +11,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import FAST, free_port, gan, generator_tensors, kill_9_once, max_abs_diff, metrics, pdf_text
+from helpers import (
+    FAST,
+    free_port,
+    gan,
+    generator_tensors,
+    kill_9_once,
+    max_abs_diff,
+    metrics,
+    pdf_text,
+)
 
 DC = [*FAST, "--arch", "dcgan", "--width", "8", "--latent-dim", "16", "--seed", "3"]  # 10 steps of 500
 COND = [*DC, "--conditional", "--ema-kimg", "1", "--epochs", "2", "--sample-epochs", "1,2"]
