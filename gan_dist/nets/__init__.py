@@ -26,6 +26,11 @@ class NetSpec:
     latent_codes: int = 0  # > 0: InfoGAN's categorical latent code with this many values (dcgan)
     width: int = 64  # the conv networks' base width (channels of the stage nearest the image)
 
+    @property
+    def label_values(self) -> int:
+        """How many values G's second input takes: classes or latent code values (0: none)."""
+        return self.num_classes or self.latent_codes
+
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "image_shape": list(self.image_shape)}
 

@@ -139,10 +139,9 @@ def grid_layout(num_classes: int) -> dict:
 def grid_inputs(seed: int, spec: NetSpec, device) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(z, labels or None) of the fixed-noise grid; row r of a conditional grid is class r,
     of a latent-code grid code value r."""
-    values = spec.num_classes or spec.latent_codes
-    layout = grid_layout(values)
+    layout = grid_layout(spec.label_values)
     z = fixed_noise(seed, spec.latent_dim, device, layout["rows"] * layout["cols"])
-    if not values:
+    if not spec.label_values:
         return z, None
     return z, torch.arange(layout["rows"], device=device).repeat_interleave(layout["cols"])
 
@@ -227,7 +226,7 @@ def run_epoch(cfg: TrainConfig, epoch: int, models: Models, data: DeviceData, sh
         real, real_labels = data.batch(order[step])
         if cfg.channels_last:
             real = real.contiguous(memory_format=torch.channels_last)
-        y_fake = y_d = codes = None
+        y_fake = y_d = codes = None  # G's second input (classes or codes), D's labels, the codes Q reads
         if models.spec.num_classes:
             y_fake = rng.fake_labels(epoch, step, cfg.batch_size, models.spec.num_classes)[:, shard.rows()]
             y_d = torch.cat([real_labels, y_fake[0]])  # the classes of D's batch: real, then fake
@@ -241,7 +240,7 @@ def run_epoch(cfg: TrainConfig, epoch: int, models: Models, data: DeviceData, sh
         g_loss = None
         if g_turn:
             g_loss = g_step(fake_for_g, models.D_plain, models.opt_g, cfg.loss, accelerator,
-                            labels=None if y_fake is None or codes is not None else y_fake[1],
+                            labels=None if y_d is None else y_fake[1],
                             codes=None if codes is None else codes[1])
             if models.ema is not None:  # the same on every process: G is identical everywhere
                 seen = ((epoch - 1) * steps + step) * cfg.batch_size  # images before this step
@@ -352,7 +351,7 @@ def train(cfg: TrainConfig, *, should_stop: StopCheck = lambda: False, fault: Fa
                       "parameters": {"generator": parameter_count(models.G_plain),
                                      "discriminator": parameter_count(models.D_plain)},
                       "architecture": describe_models(models.G_plain, models.D_plain),
-                      "num_classes": num_classes, "grid": grid_layout(num_classes or cfg.latent_codes),
+                      "num_classes": num_classes, "grid": grid_layout(spec.label_values),
                       "sample_source": "ema" if models.ema is not None else "raw",
                       "generator_files": {"ema": GENERATOR, "raw": GENERATOR_RAW} if models.ema is not None
                       else {"raw": GENERATOR},
@@ -572,7 +571,7 @@ class EpochLoop:
         with torch.no_grad():
             images = (G(z) if labels is None else G(z, labels)).float().cpu()
         G.train(was_training)
-        self.run_dir.save_sample_grid(epoch, images, nrow=grid_layout(self.models.spec.num_classes or self.models.spec.latent_codes)["cols"])
+        self.run_dir.save_sample_grid(epoch, images, nrow=grid_layout(self.models.spec.label_values)["cols"])
         self.run_dir.save_generator(G, self.models.spec, epoch)
         if self.models.ema is not None:
             self.run_dir.save_generator(self.models.G_plain, self.models.spec, epoch, raw=True)

@@ -74,11 +74,11 @@ def g_step(fake, D_plain, opt_g, loss_kind, accelerator, labels=None, codes=None
     (or, pytorch#139476, silently reuse) compiled graphs."""
     with accelerator.autocast():
         logits = _call(D_plain, fake, labels)
-        if codes is None:
-            loss = generator_loss(logits, loss_kind)
-        else:
+        if codes is not None:
             logits, code_logits = logits
-            loss = generator_loss(logits, loss_kind) + CODE_LOSS_WEIGHT * code_loss(code_logits, codes)
+        loss = generator_loss(logits, loss_kind)
+        if codes is not None:  # G keeps its code readable to Q
+            loss = loss + CODE_LOSS_WEIGHT * code_loss(code_logits, codes)
     opt_g.zero_grad(set_to_none=True)
     accelerator.backward(loss, inputs=list(opt_g.param_groups[0]["params"]))
     opt_g.step()
