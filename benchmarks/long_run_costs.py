@@ -7,7 +7,7 @@ first epoch excluded):
 * sync every step (the CPU default) vs a sync only at each epoch's end, i.e. no step-level
   agreement: the cost of the per-step all-reduce + host sync;
 * with TensorBoard every 50 steps and every step (`--log-with tensorboard --log-every N`);
-* checkpoint write times: one process timing `save_checkpoint` directly (models, optimisers,
+* checkpoint write times: one process timing `Checkpointer.save` directly (models, optimisers,
   RNG, the state file, the atomic publish), and 2 processes checkpointing at every step
   (`--checkpoint-minutes 0.0001`) against none, per checkpoint.
 
@@ -51,15 +51,16 @@ def run(out: Path, name: str, sync_every: int, extra: list[str], epochs: int, pr
 
 
 def checkpoint_seconds(repeats: int = 5) -> float:
-    """Median seconds of one save_checkpoint of the coursework MLP (one process)."""
+    """Median seconds of one checkpoint save of the coursework MLP (one process)."""
     import torch
     from accelerate import Accelerator
 
     from gan_dist.config import TrainConfig
     from gan_dist.nets import NetSpec
     from gan_dist.rundir import RunDir
-    from gan_dist.training.checkpoint import save_checkpoint
-    from gan_dist.training.loop import build_training_models
+    from gan_dist.training.checkpoint import Checkpointer
+    from gan_dist.training.models import build_training_models
+    from gan_dist.training.position import Position
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = TrainConfig(cpu=True, name="c", out=tmp)
@@ -70,11 +71,11 @@ def checkpoint_seconds(repeats: int = 5) -> float:
         models.opt_g.step()
         run_dir = RunDir(Path(tmp) / "c", is_main=True)
         run_dir.create()
+        checkpointer = Checkpointer(run_dir, acc, keep=2, every_minutes=0)
         times = []
         for i in range(repeats):
             tic = time.perf_counter()
-            save_checkpoint(acc, run_dir, {"epoch": 1, "step": i + 1, "history": [], "config": cfg.to_dict()},
-                            keep=2)
+            checkpointer.save(Position(1, i + 1, 100), {"history": [], "config": cfg.to_dict()})
             times.append(time.perf_counter() - tic)
         size = sum(p.stat().st_size for p in run_dir.checkpoints.rglob("*") if p.is_file()) / 2
     return statistics.median(times), size
@@ -106,7 +107,7 @@ def main() -> None:
     print(f"\n{'variant':58s} {'images/s':>9s} {'vs default':>10s}")
     for label, ips in best.items():
         print(f"{label:58s} {ips:9,.0f} {ips / base:9.2f}x")
-    print(f"\none save_checkpoint, 1 process: {seconds * 1000:.0f} ms ({size / 1e6:.1f} MB on disk)")
+    print(f"\none checkpoint save, 1 process: {seconds * 1000:.0f} ms ({size / 1e6:.1f} MB on disk)")
     print(f"2 processes, checkpoint at every step: +{per_checkpoint * 1000:.0f} ms per checkpoint "
           f"({steps_per_second:.0f} steps/s without)")
     results = {"host": socket.gethostname(), "epochs": args.epochs, "rounds": args.rounds, "processes": 2,

@@ -27,8 +27,19 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from gan_dist import __version__
+
+        typer.echo(f"gan_dist {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
     """gan: train GANs on many processes, then write the coursework report."""
 
 
@@ -74,6 +85,9 @@ def train(ctx: typer.Context, **params) -> None:
     config, dry_run, fault = params.pop("config"), params.pop("dry_run"), params.pop("fault")
     given = {k: v for k, v in params.items() if v is not None}
     with user_errors():
+        from gan_dist.environment import RunEnvironment
+
+        env = RunEnvironment.read()  # the one read of the environment; passed down from here
         cfg = resolve_config(config_file=config, overrides=given)
         if dry_run:
             import json
@@ -83,10 +97,8 @@ def train(ctx: typer.Context, **params) -> None:
         from gan_dist.training.faults import Fault
         from gan_dist.training.launch import launch_training
 
-        # GAN_STOP_FILE is slurm/train.sh's documented interface: its appearance stops the run.
-        stop_files = [os.environ["GAN_STOP_FILE"]] if os.environ.get("GAN_STOP_FILE") else []
         try:
-            code = launch_training(cfg, explicit=set(given) | _toml_keys(config), stop_files=stop_files,
+            code = launch_training(cfg, explicit=set(given) | _toml_keys(config), env=env,
                                    fault=Fault.parse(fault) if fault else None)
         except KeyboardInterrupt:
             fail(f"interrupted: the newest complete checkpoint is kept; continue with --resume auto "

@@ -1,5 +1,6 @@
 """Epoch numbers in names and lists: the one place that spells `epoch_NNNN` and parses
-"10,20,50,100". Torch-free (the report uses it)."""
+"10,20,50,100". Torch-free (the report uses it). Checkpoint folder names build on `epoch_tag`
+in training/position.py."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from typing import Any
 from gan_dist.errors import GanError
 
 _TAG = re.compile(r"^epoch_(\d{4,})$")
-_CHECKPOINT = re.compile(r"^epoch_(\d{4,})(?:_step_(\d{6,}))?$")
 
 
 def epoch_tag(epoch: int) -> str:
@@ -39,19 +39,3 @@ def parse_epoch_list(value: Any, option: str) -> tuple[int, ...]:
     if any(e < 1 for e in epochs):
         raise GanError(f"{option} must list epochs >= 1 such as {example}, got {value!r}")
     return tuple(dict.fromkeys(epochs))
-
-
-def checkpoint_tag(epochs_done: int, step: int = 0) -> str:
-    """A checkpoint's folder name: epoch_0003 after 3 whole epochs, epoch_0004_step_000120
-    inside epoch 4 after 120 of its steps (a mid-epoch checkpoint)."""
-    return epoch_tag(epochs_done) if step == 0 else f"{epoch_tag(epochs_done + 1)}_step_{step:06d}"
-
-
-def parse_checkpoint_tag(name: str) -> tuple[int, int] | None:
-    """(whole epochs done, steps into the next epoch), which also orders checkpoints; None
-    for anything else (a .tmp- folder, a stray file)."""
-    match = _CHECKPOINT.match(name)
-    if not match:
-        return None
-    epoch, step = int(match.group(1)), int(match.group(2) or 0)
-    return (epoch, 0) if step == 0 else (epoch - 1, step)

@@ -3,24 +3,21 @@
 EDM's trick: non-main ranks get a RunDir whose writers do nothing, so no code path can
 write from the wrong process. Reading helpers are plain functions usable anywhere (the
 report and `gan runs` read runs without torch); this module never imports torch, and the
-writers that take tensors import what they need when called.
-
-`write_atomic` is the project's one atomic writer: a temp file in the same folder, fsync,
-rename, so a reader (or a kill) sees the old file or the new one, never half of one.
+writers that take tensors import what they need when called. Every file name of a run
+directory is spelled here; what lies inside checkpoints/ is training/checkpoint.py's business.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
-import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from gan_dist.epochs import checkpoint_tag, epoch_tag, parse_checkpoint_tag, parse_epoch_tag
+from gan_dist.atomic import write_atomic
+from gan_dist.epochs import epoch_tag, parse_epoch_tag
 
 METRICS = "metrics.jsonl"
 QUALITY = "quality.jsonl"
@@ -30,30 +27,7 @@ CONFIG = "config.json"
 STATUS = "status.json"
 GENERATOR = "generator.safetensors"  # the EMA generator when the run keeps one, else the trained G
 GENERATOR_RAW = "generator_raw.safetensors"  # the trained G, when GENERATOR is its EMA
-CHECKPOINT_STATE = "trainer_state.json"  # a checkpoint folder counts only when it holds this
-
-
-def write_atomic(path: Path, content: str | bytes | Callable[[Path], None]) -> Path:
-    """Replace `path` atomically with text, bytes, or whatever `content(tmp_path)` writes."""
-    path = Path(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        if callable(content):
-            content(tmp)
-        else:
-            tmp.write_bytes(content.encode() if isinstance(content, str) else content)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; these are ordinary files
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+REPORT = "report.pdf"
 
 
 def read_jsonl(path: Path) -> tuple[list[dict[str, Any]], int]:
@@ -104,26 +78,44 @@ def epoch_files(folder: Path, suffix: str) -> dict[int, Path]:
     return dict(sorted(found.items()))
 
 
-def complete_checkpoints(folder: Path) -> list[tuple[tuple[int, int], Path]]:
-    """((whole epochs done, steps into the next), path) of every complete checkpoint folder
-    in `folder`, oldest first."""
-    found = []
-    for path in Path(folder).glob("epoch_*"):
-        position = parse_checkpoint_tag(path.name)
-        if position is not None and (path / CHECKPOINT_STATE).is_file():
-            found.append((position, path))
-    return sorted(found)
+def generator_record(keeps_ema: bool) -> dict[str, Any]:
+    """config.json's account of the generator files: which one is shown, and their names."""
+    if keeps_ema:
+        return {"sample_source": "ema", "generator_files": {"ema": GENERATOR, "raw": GENERATOR_RAW}}
+    return {"sample_source": "raw", "generator_files": {"raw": GENERATOR}}
 
 
 class RunDir:
     """Paths of one run; `write_*`/`save_*` methods act only when `is_main`."""
+
+    CHECKPOINTS = "checkpoints"
 
     def __init__(self, path: Path, *, is_main: bool):
         self.path = Path(path)
         self.is_main = is_main
         self.samples = self.path / "samples"
         self.generators = self.path / "generators"
-        self.checkpoints = self.path / "checkpoints"
+        self.checkpoints = self.path / self.CHECKPOINTS
+
+    # ---- reading ---------------------------------------------------------------------
+    @property
+    def config_file(self) -> Path:
+        return self.path / CONFIG
+
+    def read_config(self) -> dict[str, Any] | None:
+        """config.json, or None when it is missing or unreadable."""
+        try:
+            return json.loads(self.config_file.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def keeps_ema(self) -> bool:
+        """Whether the generator files shown are an EMA of G (the trained G's are kept beside them)."""
+        return (self.read_config() or {}).get("sample_source") == "ema"
+
+    def raw_files(self, raw: bool) -> bool:
+        """Whether asking for the trained G (`--raw`) means other files than the shown ones."""
+        return raw and self.keeps_ema()
 
     # ---- paths -------------------------------------------------------------------------
     def sample_png(self, epoch: int) -> Path:
@@ -134,13 +126,6 @@ class RunDir:
         if epoch is None:
             return self.path / (GENERATOR_RAW if raw else GENERATOR)
         return (self.generators / "raw" if raw else self.generators) / f"{epoch_tag(epoch)}.safetensors"
-
-    def checkpoint_dir(self, epochs_done: int, step: int = 0) -> Path:
-        return self.checkpoints / checkpoint_tag(epochs_done, step)
-
-    def checkpoint_tmp(self, epochs_done: int, step: int = 0) -> Path:
-        """Where every process writes a checkpoint before it is published."""
-        return self.checkpoints / f".tmp-{checkpoint_tag(epochs_done, step)}"
 
     # ---- writes (main process only) ----------------------------------------------------
     def create(self) -> None:
@@ -195,37 +180,3 @@ class RunDir:
 
         write_atomic(self.sample_png(epoch), lambda tmp: save_image(images, tmp, format="png", nrow=nrow,
                                                                      normalize=True, value_range=(-1, 1)))
-
-    def save_generator(self, generator, spec, epoch: int, *, final: bool = False, raw: bool = False) -> None:
-        """Generator weights (safetensors, no pickle) with the spec that rebuilds them. `raw`: the
-        trained G of a run whose shown generator is its EMA."""
-        if not self.is_main:
-            return
-        from gan_dist.nets.generator_io import save_generator
-
-        path = self.generator_file(None if final else epoch, raw=raw)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_generator(generator, path, spec=spec, epoch=epoch)
-
-    # ---- checkpoints -------------------------------------------------------------------
-    def prepare_checkpoint(self, epochs_done: int, step: int = 0) -> Path:
-        """An empty temp folder for the processes to write into (leftovers of a killed save go)."""
-        tmp = self.checkpoint_tmp(epochs_done, step)
-        if self.is_main:
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
-        return tmp
-
-    def publish_checkpoint(self, epochs_done: int, step: int, state: dict[str, Any], *, keep: int) -> Path:
-        """Add the state file, rename the temp folder into place, drop all but the newest `keep`."""
-        final = self.checkpoint_dir(epochs_done, step)
-        if not self.is_main:
-            return final
-        tmp = self.checkpoint_tmp(epochs_done, step)
-        write_atomic(tmp / CHECKPOINT_STATE, json.dumps(state))
-        if final.exists():  # an incomplete folder of the same epoch from an earlier life
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        for _, old in complete_checkpoints(self.checkpoints)[:-keep]:
-            shutil.rmtree(old, ignore_errors=True)
-        return final

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from gan_dist.atomic import write_atomic
 from gan_dist.errors import GanError
-from gan_dist.rundir import RunDir, epoch_files, write_atomic
+from gan_dist.rundir import RunDir, epoch_files
 
 FORMATS = (".png", ".npz")
 
@@ -16,20 +17,16 @@ FORMATS = (".png", ".npz")
 def generator_path(run_dir: Path, epoch: int | None, *, raw: bool = False) -> Path:
     """The final generator, or the one kept for sample epoch `epoch`: the EMA when the run kept
     one, or with `raw` the trained generator (the same file for runs without an EMA)."""
-    from gan_dist.metrics.quality import has_ema
-
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise GanError(f"run directory {run_dir} not found: give the path of a run (see `gan runs`)")
-    raw = raw and has_ema(run_dir)
+    run = RunDir(run_dir, is_main=False)
+    path = run.generator_file(epoch, raw=run.raw_files(raw))
     if epoch is None:
-        path = RunDir(run_dir, is_main=False).generator_file(raw=raw)
         if not path.is_file():
-            raise GanError(f"{run_dir} has no generator.safetensors yet (unfinished run): "
+            raise GanError(f"{run_dir} has no {path.name} yet (unfinished run): "
                            "pass --epoch E for a kept sample epoch")
         return path
-    run = RunDir(run_dir, is_main=False)
-    path = run.generator_file(epoch, raw=raw)
     if not path.is_file():
         kept = list(epoch_files(path.parent, ".safetensors"))
         hint = f"kept epochs are {', '.join(map(str, kept))}" if kept else "this run kept no per-epoch generators"

@@ -181,7 +181,7 @@ def test_conditional_needs_labels():
 
     from gan_dist.datasets import ImageSet
     from gan_dist.datasets.resident import dataset_info, place
-    from gan_dist.training.loop import data_classes
+    from gan_dist.training.models import data_classes
 
     def placed(data):
         where = place(data, torch.device("cpu"))

@@ -9,7 +9,6 @@ from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
 
 from gan_dist.errors import GanError
 from gan_dist.training.failures import (
-    collective_timeout_seconds,
     describe,
     echo_of_peer,
     root_cause,
@@ -65,12 +64,11 @@ def test_ordinary_errors_are_not_echoes(message):
     assert echo_of_peer(message) is None
 
 
-def test_collective_timeout_setting(monkeypatch):
-    monkeypatch.delenv("GAN_COLLECTIVE_TIMEOUT", raising=False)
-    assert collective_timeout_seconds() == 600
-    monkeypatch.setenv("GAN_COLLECTIVE_TIMEOUT", "45")
-    assert collective_timeout_seconds() == 45
+def test_collective_timeout_setting():
+    from gan_dist.environment import RunEnvironment
+
+    assert RunEnvironment.read({}).collective_timeout_seconds == 600
+    assert RunEnvironment.read({"GAN_COLLECTIVE_TIMEOUT": "45"}).collective_timeout_seconds == 45
     for bad in ("0", "ten", "-5"):
-        monkeypatch.setenv("GAN_COLLECTIVE_TIMEOUT", bad)
         with pytest.raises(GanError, match="GAN_COLLECTIVE_TIMEOUT"):
-            collective_timeout_seconds()
+            RunEnvironment.read({"GAN_COLLECTIVE_TIMEOUT": bad})

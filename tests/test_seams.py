@@ -11,6 +11,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from gan_dist.atomic import write_atomic
 from gan_dist.cli import app
 from gan_dist.config import (
     OPTIONS,
@@ -22,7 +23,6 @@ from gan_dist.config import (
 )
 from gan_dist.epochs import epoch_tag, parse_epoch_list, parse_epoch_tag
 from gan_dist.errors import GanError
-from gan_dist.rundir import write_atomic
 
 
 def test_every_option_is_declared_once_and_reaches_cli_toml_resume_and_report(tmp_path, monkeypatch):
@@ -101,7 +101,7 @@ def test_networks_declare_their_shapes_and_layer_tables():
 
 
 def test_noise_and_dropout_seeds_depend_on_epoch_and_step_only():
-    from gan_dist.training.loop import StepRandomness
+    from gan_dist.training.randomness import StepRandomness
 
     a, b = StepRandomness(3, torch.device("cpu")), StepRandomness(3, torch.device("cpu"))
     first = a.noise(2, 7, 10, 4)

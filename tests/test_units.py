@@ -14,8 +14,7 @@ from gan_dist.datasets import load_dataset, load_mnist, read_idx, to_unit_range
 from gan_dist.errors import GanError
 from gan_dist.nets import parameter_count
 from gan_dist.nets.mlp import MLPDiscriminator, MLPGenerator
-from gan_dist.rundir import complete_checkpoints
-from gan_dist.training.checkpoint import newest_checkpoint
+from gan_dist.training.checkpoint import complete_checkpoints, newest_checkpoint
 from gan_dist.training.losses import discriminator_loss, generator_loss
 
 
@@ -60,7 +59,10 @@ def test_algorithm_1_takes_k_discriminator_steps_per_generator_step(k):
     from gan_dist.datasets import ImageSet
     from gan_dist.datasets.resident import DeviceData
     from gan_dist.nets import NetSpec, build_models
-    from gan_dist.training.loop import Models, Shard, run_epoch
+    from gan_dist.training.models import Models
+    from gan_dist.training.position import Position
+    from gan_dist.training.randomness import Shard, StepRandomness
+    from gan_dist.training.steps import draw_step, train_step
 
     cfg = TrainConfig(dataset="mnist-sample", batch_size=50, k_disc=k, name="t", cpu=True)
     acc = Accelerator(cpu=True)
@@ -73,8 +75,12 @@ def test_algorithm_1_takes_k_discriminator_steps_per_generator_step(k):
     G, D, opt_g, opt_d = acc.prepare(G, D, opt_g, opt_d)
     images = DeviceData(ImageSet(np.zeros((300, 1, 28, 28), np.uint8), np.zeros(300, np.uint8), "zeros"),
                         torch.device("cpu"))  # 6 steps of 50
-    run_epoch(cfg, 1, Models(G, D, acc.unwrap_model(G), acc.unwrap_model(D), opt_g, opt_d, spec), images,
-              Shard(0, 1, 50), acc)
+    models = Models(G, D, acc.unwrap_model(G), acc.unwrap_model(D), opt_g, opt_d, spec)
+    rng, shard, position = StepRandomness(0, torch.device("cpu")), Shard(0, 1, 50), Position(0, 0, 6)
+    order = rng.order(1, len(images), 6, 50)
+    while not position.at_epoch_end:  # one epoch, as the loop runs it
+        train_step(cfg, models, draw_step(cfg, spec, rng, images, order, position, shard), acc, images_seen=0)
+        position = position.advanced()
     assert counts == {"d": 6, "g": 6 // k}
 
 

@@ -48,7 +48,8 @@ def default_cache_dir(name: str, data_dir: str | Path) -> Path:
 
 
 def load_dataset(name: str, data_dir: str | Path, *, image_size: int | None = None, channels: int | None = None,
-                 cache_dir: str | Path | None = None, strict: bool = False, show_progress: bool = True) -> ImageSet:
+                 cache_dir: str | Path | None = None, strict: bool = False, show_progress: bool = True,
+                 warnings: bool = True) -> ImageSet:
     """The training set prepared as asked (None: the data's own size / channels)."""
     from gan_dist.datasets.pack import Settings, load_or_pack
     from gan_dist.datasets.prepare import probe
@@ -63,10 +64,10 @@ def load_dataset(name: str, data_dir: str | Path, *, image_size: int | None = No
         settings = Settings(image_size or own_size, channels or own_channels, strict)
         if (settings.size, settings.channels) == (own_size, own_channels):
             return raw  # already prepared: its own files are the cache
-        return load_or_pack(array_source(raw), settings, cache, show_progress=show_progress)
+        return load_or_pack(array_source(raw), settings, cache, show_progress=show_progress, warnings=warnings)
     found = probe(raw.files)
     if found is None and (image_size is None or channels is None):
         raise GanError(f"none of the first images under {raw.root} can be read (e.g. {raw.files[0]}): "
                        "replace the damaged files")
     settings = Settings(image_size or found[0], channels or found[1], strict)
-    return load_or_pack(folder_source(raw), settings, cache, show_progress=show_progress)
+    return load_or_pack(folder_source(raw), settings, cache, show_progress=show_progress, warnings=warnings)

@@ -31,11 +31,11 @@ def to_unit_range(batch_u8, dtype=None):
     return x.mul_(1 / 127.5).sub_(1.0)
 
 
-def warn(message: str) -> None:
-    """A warning users must see (skipped images, in-memory cache): one line on stderr, from the
-    first process of each machine only (every process of a run loads the data)."""
-    import os
+def warn(message: str, *, show: bool = True) -> None:
+    """A warning users must see (skipped images, in-memory cache): one line on stderr. Every
+    process of a run loads the data; training passes `warnings=` down so that only the first
+    process of each machine speaks."""
     import sys
 
-    if os.environ.get("LOCAL_RANK", "0") == "0":
+    if show:
         print(f"warning: {message}", file=sys.stderr, flush=True)

@@ -139,7 +139,8 @@ def _progress(total: int, label: str, enabled: bool):
                     console=console, disable=not (enabled and console.is_terminal), transient=False)
 
 
-def build(source: Source, settings: Settings, *, show_progress: bool = True) -> tuple[np.ndarray, np.ndarray | None, list]:
+def build(source: Source, settings: Settings, *, show_progress: bool = True,
+          warnings: bool = True) -> tuple[np.ndarray, np.ndarray | None, list]:
     """Prepare every input in memory: (images, labels, skipped [(name, why)]); refuses per the rules."""
     images, labels, skipped = [], [], []
     with _progress(source.count, f"packing {source.name}", show_progress) as bar:
@@ -160,7 +161,7 @@ def build(source: Source, settings: Settings, *, show_progress: bool = True) -> 
         named = ", ".join(f"{n} ({why})" for n, why in skipped[:SKIPPED_NAMED])
         more = f" and {len(skipped) - SKIPPED_NAMED} more" if len(skipped) > SKIPPED_NAMED else ""
         warn(f"skipped {len(skipped)} unreadable image(s) of {source.count}: {named}{more}; "
-             "use --strict to refuse instead")
+             "use --strict to refuse instead", show=warnings)
     lab = np.concatenate(labels).astype(np.int64) if source.labelled else None
     return out, lab, skipped
 
@@ -221,7 +222,8 @@ def _writable(cache_dir: Path) -> str:
     return "" if os.access(cache_dir, os.W_OK | os.X_OK) else "not writable"
 
 
-def load_or_pack(source: Source, settings: Settings, cache_dir: Path, *, show_progress: bool = True) -> ImageSet:
+def load_or_pack(source: Source, settings: Settings, cache_dir: Path, *, show_progress: bool = True,
+                 warnings: bool = True) -> ImageSet:
     """The prepared set from its cache, packing it first when missing or damaged."""
     folder = cache_folder(cache_dir, source, settings)
     if verify(folder) == "":  # fast path: a finished cache is renamed into place whole
@@ -229,9 +231,9 @@ def load_or_pack(source: Source, settings: Settings, cache_dir: Path, *, show_pr
     why_not = _writable(Path(cache_dir))
     if why_not:
         warn(f"cannot write the cache under {cache_dir} ({why_not}): preparing {source.name} in memory for this "
-             "run only; pass --cache-dir DIR (writable) to pack it once")
+             "run only; pass --cache-dir DIR (writable) to pack it once", show=warnings)
         start = time.perf_counter()
-        images, labels, skipped = build(source, settings, show_progress=show_progress)
+        images, labels, skipped = build(source, settings, show_progress=show_progress, warnings=warnings)
         return ImageSet(images, labels, source.name, source.classes if labels is not None else None,
                         info={"cache": None, "skipped": len(skipped),
                               "skipped_files": [n for n, _ in skipped[:SKIPPED_NAMED]], "settings": settings.to_dict(),
@@ -239,10 +241,10 @@ def load_or_pack(source: Source, settings: Settings, cache_dir: Path, *, show_pr
     with _locked(Path(cache_dir) / f"{folder.name}.lock"):
         problem = verify(folder)  # another process may have packed it while we waited
         if problem not in ("", "missing"):
-            warn(f"the cache {folder} cannot be used ({problem}): rebuilding it")
+            warn(f"the cache {folder} cannot be used ({problem}): rebuilding it", show=warnings)
         if problem:
             start = time.perf_counter()
-            images, labels, skipped = build(source, settings, show_progress=show_progress)
+            images, labels, skipped = build(source, settings, show_progress=show_progress, warnings=warnings)
             _write(folder, source, settings, images, labels, skipped, time.perf_counter() - start)
             problem = verify(folder)
             if problem:

@@ -79,7 +79,8 @@ def training_set(cfg, accelerator):
 
     data = load_dataset(cfg.dataset, cfg.data_dir, image_size=cfg.image_size, channels=cfg.channels,
                         cache_dir=cfg.cache_dir, strict=cfg.strict,
-                        show_progress=accelerator.is_local_main_process)
+                        show_progress=accelerator.is_local_main_process,
+                        warnings=accelerator.is_local_main_process)  # every process loads; one per machine speaks
     if len(data) < cfg.batch_size:
         raise GanError(f"--batch-size {cfg.batch_size} is larger than the dataset ({len(data)} images): "
                        f"use --batch-size {max(1, len(data))} or less")

@@ -19,8 +19,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from gan_dist.atomic import write_atomic
 from gan_dist.errors import GanError
-from gan_dist.rundir import write_atomic
 
 CLASSIFIER_FILE = Path(__file__).resolve().parents[1] / "data" / "digit_classifier.safetensors"
 CLASSIFIER_INFO = CLASSIFIER_FILE.with_suffix(".json")

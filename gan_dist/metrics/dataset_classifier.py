@@ -24,8 +24,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from gan_dist.atomic import write_atomic
 from gan_dist.errors import GanError
-from gan_dist.rundir import write_atomic
 
 VERSION = 1
 SIDE = 32          # inputs are resized to 32×32: one network for every image size

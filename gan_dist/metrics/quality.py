@@ -21,9 +21,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gan_dist.atomic import write_atomic
 from gan_dist.errors import GanError
 from gan_dist.metrics.classifier import classifier_id, load_classifier
-from gan_dist.rundir import QUALITY, QUALITY_RAW, RunDir, epoch_files, read_jsonl, write_atomic
+from gan_dist.rundir import CONFIG, QUALITY, QUALITY_RAW, RunDir, epoch_files, read_jsonl
 
 KEYS = ("fd", "kid", "modes", "kl_uniform", "confident", "precision", "recall", "samples")
 CLASSES = 10
@@ -353,7 +354,7 @@ def read_run_config(run_dir: Path) -> dict:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise GanError(f"run directory {run_dir} not found: give the path of a run (see `gan runs`)")
-    path = run_dir / "config.json"
+    path = run_dir / CONFIG
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
@@ -366,7 +367,7 @@ def generator_files(run_dir: Path, *, raw: bool = False) -> dict[int, Path]:
     """Epoch -> generator weights: generators/epoch_NNNN.safetensors, plus the final file.
     raw: the trained generator's files of a run whose shown generator is an EMA."""
     run = RunDir(run_dir, is_main=False)
-    raw = raw and has_ema(run_dir)
+    raw = run.raw_files(raw)
     files = epoch_files(run.generators / "raw" if raw else run.generators, ".safetensors")
     final = run.generator_file(raw=raw)
     if final.is_file():
@@ -377,14 +378,6 @@ def generator_files(run_dir: Path, *, raw: bool = False) -> dict[int, Path]:
         except Exception:  # noqa: BLE001, S110 -- unreadable: load_generator reports it if asked for
             pass
     return dict(sorted(files.items()))
-
-
-def has_ema(run_dir: Path) -> bool:
-    """Whether the run's generator files are an EMA (then the trained G is kept beside them)."""
-    try:
-        return read_run_config(run_dir).get("sample_source") == "ema"
-    except GanError:
-        return False
 
 
 def read_quality(run_dir: Path) -> list[dict]:
@@ -438,7 +431,7 @@ def evaluate_run(run_dir: Path, epochs: list[int] | None = None, samples: int = 
     if getattr(real, "space", None) is not None:
         note(f"feature space: the {real.space.name} (held-out accuracy {real.space.accuracy:.3f})")
     available = generator_files(run_dir, raw=raw)
-    source = "raw" if raw or not has_ema(run_dir) else "ema"
+    source = "raw" if raw or not RunDir(run_dir, is_main=False).keeps_ema() else "ema"
     if not available:
         raise GanError(f"{run_dir} has no generator weights yet: wait for its first sample epoch")
     wanted = list(available) if not epochs else list(dict.fromkeys(epochs))
@@ -461,7 +454,7 @@ def evaluate_run(run_dir: Path, epochs: list[int] | None = None, samples: int = 
 def quality_file(run_dir: Path, raw: bool = False) -> str:
     """Where `gan eval` writes: quality.jsonl holds the rows of the generator the run shows
     (its EMA if it has one); the trained G of an EMA run goes to quality_raw.jsonl."""
-    return QUALITY_RAW if raw and has_ema(run_dir) else QUALITY
+    return QUALITY_RAW if RunDir(run_dir, is_main=False).raw_files(raw) else QUALITY
 
 
 def evaluate_generator_into_run(run: RunDir, generator: torch.nn.Module, epoch: int, *,

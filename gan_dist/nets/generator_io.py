@@ -8,9 +8,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, safe_open, save_file
 
+from gan_dist.atomic import write_atomic
 from gan_dist.errors import GanError
 from gan_dist.nets import NetSpec, build_generator
-from gan_dist.rundir import write_atomic
 
 
 def save_generator(generator: torch.nn.Module, path: Path, *, spec: NetSpec, epoch: int) -> None:

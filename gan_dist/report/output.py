@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from gan_dist.atomic import write_atomic
 from gan_dist.errors import GanError
 from gan_dist.report.describe import fmt
-from gan_dist.rundir import write_atomic
 
 PACKAGE_TEMPLATES = Path(__file__).parent / "templates"
 log = logging.getLogger(__name__)

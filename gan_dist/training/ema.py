@@ -10,14 +10,14 @@ with H = --ema-kimg and rampup 0.05. Buffers (BatchNorm running statistics) are 
 averaged. Every process holds identical G weights after each step, so every process updates
 its own copy identically with no communication.
 
-Saved in every checkpoint as `ema.safetensors` (no pickle; never through Accelerate's
-register_for_checkpointing, whose loader unpickles with weights_only=False).
+The EMA module's own state_dict() is saved in every checkpoint as `ema.safetensors` by
+training/checkpoint.py (no pickle; never through Accelerate's register_for_checkpointing, whose
+loader unpickles with weights_only=False).
 """
 
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import torch
 
@@ -46,24 +46,3 @@ def update_ema(ema: torch.nn.Module, generator: torch.nn.Module, beta: float) ->
         p_ema.copy_(p.detach().lerp(p_ema, beta))
     for b_ema, b in zip(ema.buffers(), generator.buffers()):
         b_ema.copy_(b)
-
-
-def save_ema(ema: torch.nn.Module, folder: Path) -> None:
-    from safetensors.torch import save_file
-
-    tensors = {k: v.detach().cpu().contiguous() for k, v in ema.state_dict().items()}
-    save_file(tensors, str(Path(folder) / EMA_FILE))
-
-
-def load_ema(ema: torch.nn.Module, folder: Path) -> None:
-    """Restore the EMA saved in checkpoint `folder` (exactly: same dtype, bit for bit)."""
-    from safetensors.torch import load_file
-
-    from gan_dist.errors import GanError
-
-    path = Path(folder) / EMA_FILE
-    if not path.is_file():
-        raise GanError(f"checkpoint {folder} has no {EMA_FILE} (saved without --ema-kimg?): "
-                       "resume it with --ema-kimg 0 or start a new run")
-    device = next(ema.parameters()).device
-    ema.load_state_dict(load_file(str(path), device=str(device)))

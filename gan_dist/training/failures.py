@@ -6,28 +6,16 @@ collective and fails too. Those are echoes: each node's launcher still reports i
 processes, but an echo says that it is one and points at the node with the cause, so the job
 log shows the cause once. A process that is gone without closing its sockets (a node that
 lost power, a hung or stopped process) is noticed when a collective has waited
-GAN_COLLECTIVE_TIMEOUT seconds (default 600, as NCCL's); longer than any work the main
-process does alone (samples, evaluation, checkpoints) while the others wait.
+GAN_COLLECTIVE_TIMEOUT seconds (default 600, as NCCL's; read in environment.py); longer than
+any work the main process does alone (samples, evaluation, checkpoints) while the others wait.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 from collections.abc import Mapping
 from typing import Any
-
-
-def collective_timeout_seconds() -> int:
-    value = os.environ.get("GAN_COLLECTIVE_TIMEOUT", "600").strip()
-    if not value.isdigit() or int(value) == 0:
-        from gan_dist.errors import GanError
-
-        raise GanError(f"GAN_COLLECTIVE_TIMEOUT={value!r} is not a positive number of seconds: "
-                       "unset it (600) or give e.g. 900")
-    return int(value)
-
 
 # What gloo / torch.distributed say when the other side of a collective is gone or silent.
 _PEER_LOST = re.compile(r"(Connection (?:closed|reset) by peer(?: \[[^\]]*\]:\d+)?|Broken pipe"

@@ -23,14 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from gan_dist.config import RESUMABLE, TUNABLE, TrainConfig, check_batch_split, flag
+from gan_dist.config import TrainConfig, check_batch_split
+from gan_dist.environment import RunEnvironment
 from gan_dist.errors import GanError
-from gan_dist.training.checkpoint import is_checkpoint, newest_checkpoint, read_state
+from gan_dist.training.checkpoint import resolve_resume
 from gan_dist.training.faults import Fault
 from gan_dist.training.stopping import EXIT_STOPPED, ForwardStopSignals, StopRequest
-
-# How long nodes wait for each other before giving up (GAN_RENDEZVOUS_TIMEOUT overrides).
-RENDEZVOUS_TIMEOUT_SECONDS = int(os.environ.get("GAN_RENDEZVOUS_TIMEOUT", "60"))
 
 
 @dataclass(frozen=True)
@@ -44,85 +42,19 @@ class ProcessPlan:
         return self.per_node * self.nodes
 
 
-def under_outside_launcher() -> bool:
-    return "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ
-
-
-def usable_cpus() -> int:
-    """CPUs this process may run on: its affinity mask (Slurm's and cgroups' cpusets show up
-    there), capped by Slurm's --cpus-per-task allocation when there is one."""
-    try:
-        count = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        count = os.cpu_count() or 1
-    allocated = os.environ.get("SLURM_CPUS_PER_TASK", "")
-    return min(count, int(allocated)) if allocated.isdigit() and int(allocated) > 0 else count
-
-
-def configure_threads() -> None:
+def configure_threads(env: RunEnvironment) -> None:
     """Share the CPU cores between the processes of this machine unless told otherwise."""
     import torch
 
-    if "OMP_NUM_THREADS" not in os.environ:
-        local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-        torch.set_num_threads(max(1, usable_cpus() // local))
+    if env.omp_num_threads is None:
+        torch.set_num_threads(max(1, env.usable_cpus() // (env.local_world_size or 1)))
     torch.set_flush_denormal(True)  # denormals in late GAN training slow CPU matmuls many-fold
 
 
-# ---- where the run lives ------------------------------------------------------------------
-def plan_run(cfg: TrainConfig, explicit: set[str]) -> TrainConfig:
-    """Resolve --resume to a concrete checkpoint (or a fresh start) and refuse overwrites."""
-    run_dir = cfg.run_dir
-    if cfg.resume is None:
-        first = cfg.node_rank == 0 and os.environ.get("RANK", "0") == "0"  # others may see its files
-        if first and run_dir.exists() and any(run_dir.iterdir()):
-            raise GanError(f"run directory {run_dir} already exists: choose another --name, "
-                           "or continue it with --resume auto")
-        return cfg
-    if cfg.resume == "auto":
-        if "name" not in explicit:
-            run_dir = _newest_run(Path(cfg.out))
-        checkpoint = newest_checkpoint(run_dir / "checkpoints")
-        if checkpoint is None:
-            # Nothing to resume yet (Slurm's first life, or one killed before its first
-            # checkpoint): start from the beginning; training rewrites metrics.jsonl.
-            return cfg.replace(resume=None)
-    else:
-        path = Path(cfg.resume)
-        if is_checkpoint(path):
-            checkpoint, run_dir = path, path.parent.parent
-        elif path.is_dir():
-            run_dir, checkpoint = path, newest_checkpoint(path / "checkpoints")
-            if checkpoint is None:
-                raise GanError(f"{path} holds no complete checkpoint: pass a run directory that has "
-                               "checkpoints/epoch_NNNN, or start a new run")
-        else:
-            raise GanError(f"--resume {path}: no such run directory or checkpoint")
-    return _resumed_config(cfg, explicit, checkpoint, run_dir)
-
-
-def _newest_run(out: Path) -> Path:
-    runs = {p.parent.parent for p in out.glob("*/checkpoints/epoch_*") if is_checkpoint(p)}
-    if not runs:
-        raise GanError(f"--resume auto found no run with a checkpoint under {out}: pass --name or a path")
-    return max(runs, key=lambda p: p.stat().st_mtime)
-
-
-def _resumed_config(cfg: TrainConfig, explicit: set[str], checkpoint: Path, run_dir: Path) -> TrainConfig:
-    state = read_state(checkpoint)
-    stored = TrainConfig.from_dict(state["config"])
-    changeable = RESUMABLE | (TUNABLE if cfg.allow_changes else frozenset())
-    for key in sorted(explicit - changeable):
-        if getattr(cfg, key) != getattr(stored, key):
-            how = " (or pass --allow-changes)" if key in TUNABLE else ""
-            raise GanError(f"{flag(key)} is {getattr(stored, key)!r} in the run being resumed: "
-                           f"a resumed run keeps its settings; drop the option{how} or start a new run")
-    changes = {k: getattr(cfg, k) for k in explicit & changeable if k not in ("out", "name", "resume")}
-    merged = stored.replace(**changes, out=str(run_dir.parent), name=run_dir.name, resume=str(checkpoint))
-    if int(state["epoch"]) >= merged.epochs:
-        raise GanError(f"{run_dir} already trained {state['epoch']} of {merged.epochs} epochs: "
-                       "pass a larger --epochs to train longer")
-    return merged.validate()
+def plan_run(cfg: TrainConfig, explicit: set[str], env: RunEnvironment) -> TrainConfig:
+    """Resolve --resume to a concrete checkpoint (or a fresh start) and refuse overwrites; only
+    node 0's first process checks for an existing run (the others may already see its files)."""
+    return resolve_resume(cfg, explicit, first_process=cfg.node_rank == 0 and env.is_first_process)
 
 
 # ---- how many processes -------------------------------------------------------------------
@@ -144,25 +76,29 @@ def plan_processes(cfg: TrainConfig, explicit: set[str]) -> ProcessPlan:
 
 # ---- starting them ------------------------------------------------------------------------
 def launch_training(cfg: TrainConfig, explicit: set[str] | frozenset = frozenset(), *,
-                    stop_files: Iterable[str | Path] = (), fault: Fault | None = None) -> int:
-    """Train `cfg` on every process it asks for. `stop_files`: files whose appearance asks the
-    run to checkpoint and stop (slurm/train.sh's GAN_STOP_FILE); SIGUSR1/SIGTERM do the same.
-    Returns 0 when finished, EXIT_STOPPED when stopped with a checkpoint."""
-    stop_files = [str(f) for f in stop_files]
+                    env: RunEnvironment | None = None, stop_files: Iterable[str | Path] = (),
+                    fault: Fault | None = None) -> int:
+    """Train `cfg` on every process it asks for. `env`: the environment read at the edge (read
+    here when not given). `stop_files`: files whose appearance asks the run to checkpoint and
+    stop; the environment's GAN_STOP_FILE (slurm/train.sh's) is one; SIGUSR1/SIGTERM do the
+    same. `fault`: a test hook (training/faults.py). Returns 0 when finished, EXIT_STOPPED when
+    stopped with a checkpoint."""
+    env = env or RunEnvironment.read()
+    stop_files = [str(f) for f in (*stop_files, *([env.stop_file] if env.stop_file else []))]
     check_tracker(cfg.log_with)
-    if under_outside_launcher():
-        if int(os.environ["WORLD_SIZE"]) > 1 and "name" not in explicit:
+    if env.under_launcher:
+        if (env.world_size or 1) > 1 and "name" not in explicit:
             raise GanError("under torchrun / accelerate launch every process needs the same --name: pass one")
-        return _train_here(plan_run(cfg, set(explicit)), stop_files, fault)
-    cfg = plan_run(cfg, set(explicit))
+        return _train_here(plan_run(cfg, set(explicit), env), env, stop_files, fault)
+    cfg = plan_run(cfg, set(explicit), env)
     plan = plan_processes(cfg, set(explicit))
     cfg = cfg.replace(cpu=plan.use_cpu)
     if plan.nodes == 1 and "master_port" not in explicit:
         cfg = cfg.replace(master_port=_free_port())  # one machine: any free port will do
     check_batch_split(cfg.batch_size, plan.world_size)
     if plan.world_size == 1:
-        return _train_here(cfg, stop_files, fault)
-    return _spawn(cfg, plan, stop_files, fault)
+        return _train_here(cfg, env, stop_files, fault)
+    return _spawn(cfg, plan, env, stop_files, fault)
 
 
 def check_tracker(name: str | None) -> None:
@@ -179,12 +115,13 @@ def check_tracker(name: str | None) -> None:
         raise GanError(f"--log-with {name}: the {name} package is not installed: {extra}")
 
 
-def _train_here(cfg: TrainConfig, stop_files: list[str], fault: Fault | None) -> int:
+def _train_here(cfg: TrainConfig, env: RunEnvironment, stop_files: list[str], fault: Fault | None) -> int:
+    from gan_dist.training.faults import NO_HOOKS
     from gan_dist.training.loop import train
 
-    configure_threads()
+    configure_threads(env)
     with preserved_environ(), StopRequest(stop_files) as stop:
-        return train(cfg, should_stop=stop, fault=fault)
+        return train(cfg, env, should_stop=stop, hooks=fault or NO_HOOKS)
 
 
 def _free_port() -> int:
@@ -250,7 +187,8 @@ def quiet_elastic_logs():
             lg.setLevel(level)
 
 
-def _spawn(cfg: TrainConfig, plan: ProcessPlan, stop_files: list[str], fault: Fault | None) -> int:
+def _spawn(cfg: TrainConfig, plan: ProcessPlan, env: RunEnvironment, stop_files: list[str],
+           fault: Fault | None) -> int:
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
@@ -262,16 +200,16 @@ def _spawn(cfg: TrainConfig, plan: ProcessPlan, stop_files: list[str], fault: Fa
     launch_file = workdir / "launch.json"
     launch_file.write_text(json.dumps({
         "config": cfg.to_dict(), "stop_files": [*stop_files, str(launcher_stop)],
-        "result_file": str(result_file), "fault": _fault_text(fault)}))
+        "result_file": str(result_file), "fault": str(fault) if fault else None}))
     launch = LaunchConfig(
         min_nodes=plan.nodes, max_nodes=plan.nodes, nproc_per_node=plan.per_node,
         run_id=f"gan-{cfg.name}", rdzv_backend="static",
         rdzv_endpoint=f"{cfg.master_addr}:{cfg.master_port}",
-        rdzv_configs={"rank": cfg.node_rank, "timeout": RENDEZVOUS_TIMEOUT_SECONDS},
+        rdzv_configs={"rank": cfg.node_rank, "timeout": env.rendezvous_timeout_seconds},
         max_restarts=0, monitor_interval=0.2, start_method="spawn",
         signals_to_handle="SIGINT,SIGHUP,SIGQUIT",
     )
-    worker_env = {"OMP_NUM_THREADS": str(max(1, usable_cpus() // plan.per_node))}  # share the cores
+    worker_env = {"OMP_NUM_THREADS": str(max(1, env.usable_cpus() // plan.per_node))}  # share the cores
     if cfg.master_addr in ("127.0.0.1", "localhost"):
         worker_env["GLOO_SOCKET_IFNAME"] = "lo"
     try:
@@ -282,7 +220,7 @@ def _spawn(cfg: TrainConfig, plan: ProcessPlan, stop_files: list[str], fault: Fa
     except ChildFailedError as err:
         from gan_dist.training.failures import root_cause
 
-        where = f" on node {_node_name()}" if plan.nodes > 1 else ""
+        where = f" on node {env.node_name or socket.gethostname()}" if plan.nodes > 1 else ""
         raise GanError(root_cause(err.failures, where)) from None
     except SignalException as err:  # Ctrl-C / SIGHUP: the agent has stopped the workers
         import signal
@@ -293,16 +231,6 @@ def _spawn(cfg: TrainConfig, plan: ProcessPlan, stop_files: list[str], fault: Fa
         raise GanError(f"could not start the {plan.world_size}-process run via {cfg.master_addr}:"
                        f"{cfg.master_port} ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
                        f"check that every node runs with the same --master-addr/--master-port and that node 0 "
-                       f"is reachable (waited up to {RENDEZVOUS_TIMEOUT_SECONDS} s)") from None
+                       f"is reachable (waited up to {env.rendezvous_timeout_seconds} s)") from None
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _fault_text(fault: Fault | None) -> str | None:
-    return None if fault is None else f"{fault.rank}:{fault.epoch}:{fault.step}:{fault.kind}"
-
-
-def _node_name() -> str:
-    """Slurm's name for this node when there is one (on the local test cluster every node has
-    the same host name), else the host name."""
-    return os.environ.get("SLURMD_NODENAME") or socket.gethostname()

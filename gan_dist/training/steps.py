@@ -1,4 +1,5 @@
-"""The two updates of Algorithm 1: a discriminator step and a generator step.
+"""One training step: its inputs (`draw_step`), and the two updates of Algorithm 1, a
+discriminator step and a generator step (`train_step` runs them, then the EMA).
 
 Labels are part of the interface from the start (StyleGAN2-ADA's loss takes `c`): `None` for
 unconditional networks, else the class of every image the network sees. `codes`: the InfoGAN
@@ -8,9 +9,65 @@ add code_loss, so Q (in the D step) and G (in the G step) learn to keep the code
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
+from gan_dist.training.ema import ema_beta, update_ema
 from gan_dist.training.losses import CODE_LOSS_WEIGHT, code_loss, discriminator_loss, generator_loss
+
+
+@dataclass
+class StepBatch:
+    """One step's inputs on this process (b = the per-process batch)."""
+
+    real: torch.Tensor  # (b, C, H, W) in [-1, 1]
+    z: torch.Tensor  # (2, b, latent_dim): for the D step and for the G step
+    g_turn: bool  # Algorithm 1: k D steps, then one G step
+    fake_labels: torch.Tensor | None = None  # (2, b): G's second input (classes or codes), D step and G step
+    d_labels: torch.Tensor | None = None  # (2b,): the classes of D's batch, real then fake (conditional)
+    codes: torch.Tensor | None = None  # (2, b): the InfoGAN codes Q must read back
+
+    @property
+    def g_labels(self) -> torch.Tensor | None:
+        """The classes of the G step's fakes (conditional runs; a codes run's D takes none)."""
+        return None if self.d_labels is None else self.fake_labels[1]
+
+
+def draw_step(cfg, spec, rng, data, order: torch.Tensor, position, shard) -> StepBatch:
+    """The inputs of the step at `position`: its real rows of the epoch's `order` (steps,
+    per_process), and noise, classes or codes from the (seed, epoch, step) streams."""
+    epoch, step = position.epoch, position.step
+    z = rng.noise(epoch, step, cfg.batch_size, cfg.latent_dim)[:, shard.rows()]
+    real, real_labels = data.batch(order[step])
+    if cfg.channels_last:
+        real = real.contiguous(memory_format=torch.channels_last)
+    batch = StepBatch(real, z, g_turn=(step + 1) % cfg.k_disc == 0)
+    if spec.num_classes:
+        batch.fake_labels = rng.fake_labels(epoch, step, cfg.batch_size, spec.num_classes)[:, shard.rows()]
+        batch.d_labels = torch.cat([real_labels, batch.fake_labels[0]])
+    elif spec.latent_codes:  # G's second input; D is unconditional and predicts them
+        batch.fake_labels = batch.codes = rng.fake_labels(epoch, step, cfg.batch_size,
+                                                          spec.latent_codes)[:, shard.rows()]
+    return batch
+
+
+def train_step(cfg, models, batch: StepBatch, accelerator, *, images_seen: int):
+    """One D update and, on G's turn, one G update and the EMA's; returns the detached
+    (d_loss, mean D(x), mean D(G(z)), g_loss or None). `images_seen`: global images before this
+    step (the EMA's ramp-up)."""
+    labels = batch.fake_labels if batch.fake_labels is not None else (None, None)
+    fake_for_d, fake_for_g = generator_forwards(models.G, models.G_plain, batch.z[0],
+                                                batch.z[1] if batch.g_turn else None, accelerator, *labels)
+    d_loss, d_real, d_fake = d_step(models.D, models.opt_d, batch.real, fake_for_d, accelerator,
+                                    labels=batch.d_labels, codes=None if batch.codes is None else batch.codes[0])
+    g_loss = None
+    if batch.g_turn:
+        g_loss = g_step(fake_for_g, models.D_plain, models.opt_g, cfg.loss, accelerator, labels=batch.g_labels,
+                        codes=None if batch.codes is None else batch.codes[1])
+        if models.ema is not None:  # the same on every process: G is identical everywhere
+            update_ema(models.ema, models.G_plain, ema_beta(cfg.batch_size, images_seen, cfg.ema_kimg))
+    return d_loss, d_real, d_fake, g_loss
 
 
 def _call(net, x, labels, groups: int = 1):
@@ -35,11 +92,10 @@ def generator_forwards(G, G_plain, z_for_d, z_for_g, accelerator, labels_for_d=N
     return fake_for_d, fake_for_g
 
 
-def d_step(D, opt_d, real, fake, accelerator, labels=None, poison: float | None = None, codes=None):
+def d_step(D, opt_d, real, fake, accelerator, labels=None, codes=None):
     """One discriminator update on a real batch and a (detached) fake one; returns detached
     (loss, mean D(x), mean D(G(z))). Real and fake go through D in one batch: one DDP
     forward, one all-reduce. `labels`: the classes of torch.cat([real, fake]), or None.
-    `poison` multiplies the loss (fault injection: NaN).
 
     A discriminator with BatchNorm normalises the real half and the fake half apart
     (groups=2), as DCGAN's separate D(real) and D(fake) passes do: calling a DDP module twice
@@ -55,8 +111,6 @@ def d_step(D, opt_d, real, fake, accelerator, labels=None, poison: float | None 
         loss = discriminator_loss(real_logits, fake_logits)
         if codes is not None:  # Q reads the fakes' codes (the real half's code logits are unused)
             loss = loss + CODE_LOSS_WEIGHT * code_loss(code_logits[len(real):], codes)
-        if poison is not None:
-            loss = loss * poison
     opt_d.zero_grad(set_to_none=True)
     accelerator.backward(loss)
     opt_d.step()

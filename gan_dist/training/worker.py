@@ -1,7 +1,7 @@
 """One training process: `python -m gan_dist.training.worker LAUNCH.json`, started by the launcher.
 
 LAUNCH.json (written by training/launch.py) holds the config, the stop files to watch, the
-fault to inject (tests) and the result file. torch's elastic agent treats every non-zero exit
+fault to inject (tests) and the result file; the worker reads its environment once, here. torch's elastic agent treats every non-zero exit
 as a crash, so a stopped run (exit 75 when run directly) exits 0 here and says "stopped" in
 the result file, which the launcher turns back into 75.
 
@@ -19,12 +19,13 @@ import traceback
 from pathlib import Path
 
 
-def record_failure(err: BaseException) -> None:
+def record_failure(err: BaseException, error_file: str | None) -> None:
+    """`error_file`: the elastic agent's TORCHELASTIC_ERROR_FILE, where it looks for our error."""
     from gan_dist.errors import GanError
 
     user_error = isinstance(err, GanError)
     message = str(err) if user_error else f"{type(err).__name__}: {err}"
-    path = os.environ.get("TORCHELASTIC_ERROR_FILE")  # the elastic agent's interface
+    path = error_file
     data = {"message": message, "timestamp": int(time.time()), "gan_time": time.time(),
             "gan_user_error": user_error, "traceback": traceback.format_exc()}
     if path:
@@ -35,25 +36,28 @@ def record_failure(err: BaseException) -> None:
 
 def main(argv: list[str]) -> int:
     from gan_dist.config import TrainConfig
-    from gan_dist.training.faults import Fault
+    from gan_dist.environment import RunEnvironment
+    from gan_dist.training.faults import NO_HOOKS, Fault
     from gan_dist.training.launch import configure_threads
     from gan_dist.training.loop import train
     from gan_dist.training.stopping import StopRequest
 
     spec = json.loads(Path(argv[0]).read_text())
     cfg = TrainConfig.from_dict(spec["config"])
-    fault = Fault.parse(spec["fault"]) if spec.get("fault") else None
-    configure_threads()
+    hooks = Fault.parse(spec["fault"]) if spec.get("fault") else NO_HOOKS
+    error_file = os.environ.get("TORCHELASTIC_ERROR_FILE")  # before anything can fail
     try:
+        env = RunEnvironment.read()  # this worker's edge: the elastic agent set its ranks
+        configure_threads(env)
         with StopRequest(spec["stop_files"]) as stop:
-            code = train(cfg, should_stop=stop, fault=fault)
+            code = train(cfg, env, should_stop=stop, hooks=hooks)
         if code:
             Path(spec["result_file"]).write_text(json.dumps({"code": code}))
         return 0
     except BaseException as err:  # noqa: BLE001 - every failure must reach the launcher
         if isinstance(err, SystemExit):
             raise
-        record_failure(err)
+        record_failure(err, error_file)
         return 1
 
 
