@@ -170,3 +170,23 @@ def test_cpu_dropout_keeps_each_unit_with_probability_one_minus_p():
     torch.manual_seed(5)
     assert torch.equal(a, layer(x))  # a function of the generator's state: resumes repeat it
     assert torch.equal(layer.eval()(x), x)
+
+
+def test_leftovers_of_a_killed_save_or_prune_are_removed_and_complete_checkpoints_kept(tmp_path):
+    """A kill mid-write leaves .tmp-*, a kill mid-delete used to leave a checkpoint folder
+    without its state file (never pruned again); the next start removes both."""
+    from accelerate import Accelerator
+
+    from gan_dist.rundir import RunDir
+    from gan_dist.training.checkpoint import Checkpointer
+
+    run = RunDir(tmp_path / "r", is_main=True)
+    run.checkpoints.mkdir(parents=True)
+    for name, state in [("epoch_0001", True), ("epoch_0002_step_000004", False), (".tmp-epoch_0002", False),
+                        (".old-epoch_0001_step_000003", False), ("notes", False)]:
+        (run.checkpoints / name).mkdir()
+        (run.checkpoints / name / "model.safetensors").write_bytes(b"x")
+        if state:
+            (run.checkpoints / name / "trainer_state.json").write_text('{"epoch": 1, "history": []}')
+    Checkpointer(run, Accelerator(cpu=True), keep=2, every_minutes=0)
+    assert sorted(p.name for p in run.checkpoints.iterdir()) == ["epoch_0001", "notes"]

@@ -31,7 +31,8 @@ from gan_dist.rundir import RunDir
 from gan_dist.training.position import Position, checkpoint_tag, parse_checkpoint_tag
 
 STATE_FILE = "trainer_state.json"  # a checkpoint folder counts only when it holds this
-TMP_PREFIX = ".tmp-"
+TMP_PREFIX = ".tmp-"  # a checkpoint being written
+TRASH_PREFIX = ".old-"  # a checkpoint being deleted
 
 
 # ---- finding checkpoints ------------------------------------------------------------------
@@ -140,6 +141,17 @@ class Checkpointer:
         self.keep = keep
         self.every_seconds = every_minutes * 60
         self.last_saved = time.monotonic()
+        self.remove_leftovers()
+
+    def remove_leftovers(self) -> None:
+        """What a killed run left behind (main process): folders half written, half deleted, or
+        without their state file. Complete checkpoints are never touched."""
+        if not self.run.is_main or not self.folder.is_dir():
+            return
+        for path in self.folder.iterdir():
+            if path.is_dir() and (path.name.startswith((TMP_PREFIX, TRASH_PREFIX))
+                                  or (parse_checkpoint_tag(path.name) and not is_checkpoint(path))):
+                shutil.rmtree(path, ignore_errors=True)
 
     def newest(self) -> Path | None:
         return newest_checkpoint(self.folder)
@@ -176,12 +188,20 @@ class Checkpointer:
         if not self.run.is_main:
             return final
         write_atomic(tmp / STATE_FILE, json.dumps(state))
-        if final.exists():  # an incomplete folder of the same position from an earlier life
-            shutil.rmtree(final)
+        if final.exists():  # a folder of the same position from an earlier life
+            self._discard(final)
         os.replace(tmp, final)
         for _, old in complete_checkpoints(self.folder)[:-self.keep]:
-            shutil.rmtree(old, ignore_errors=True)
+            self._discard(old)
         return final
+
+    def _discard(self, checkpoint: Path) -> None:
+        """Rename, then delete: a kill while deleting leaves a dot-folder that no reader counts and
+        the next start removes, never a checkpoint folder that lost its state file midway."""
+        trash = checkpoint.with_name(TRASH_PREFIX + checkpoint.name)
+        shutil.rmtree(trash, ignore_errors=True)
+        os.replace(checkpoint, trash)
+        shutil.rmtree(trash, ignore_errors=True)
 
     def restore(self, checkpoint: Path, steps_per_epoch: int, *,
                 tensor_state: Mapping[str, Any] = {}) -> tuple[Position, dict[str, Any]]:
