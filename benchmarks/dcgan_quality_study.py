@@ -1,4 +1,4 @@
-"""The lean loop behind the README's dcgan quality studies: one change at a time to the
+"""The lean loop behind benchmarks/RESULTS.md's dcgan quality studies: one change at a time to the
 unconditional 28 px dcgan on mnist-sample, scored with `gan eval`'s metrics at given steps.
 
 Same networks (nets/dcgan.py), losses, EMA rule (training/ema.py) and metrics
@@ -9,9 +9,9 @@ no checkpoints. One JSON line per evaluation on stdout, e.g.
 
 `--info-codes 10` is InfoGAN's categorical code, as `gan train --latent-codes 10` has it but
 with Q trained in the G step (on G's fakes) rather than the D step. It reproduces the rows of
-the README's study tables but DiffAugment's (an earlier version had
+the study tables of RESULTS.md but DiffAugment's (an earlier version had
 translation augmentation; it only made things worse and was dropped). Two time scales:
-`--lr 1e-4 --lr-d 4e-4`. A width-64 run of 1,248 steps takes about 4 minutes on the 2-core EPYC the README names.
+`--lr 1e-4 --lr-d 4e-4`. A width-64 run of 1,248 steps takes about 4 minutes on the 2-core EPYC RESULTS.md names.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The filter is Pillow's BICUBIC (with Pillow's resize it antialiases: its support widens with the
 downscale factor), as StyleGAN2-ADA's dataset_tool uses for its centre-crop mode. FID and the
-other metrics depend on it, so it is named in every cache header and in the README.
+other metrics depend on it, so it is named in every cache header and in docs/data.md.
 """
 
 from __future__ import annotations
