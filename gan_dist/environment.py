@@ -21,7 +21,7 @@ from pathlib import Path
 
 from gan_dist.errors import GanError
 
-# Every variable read, with what it means (docs/environment.md is generated from the same text).
+# Every variable read, with what it means (docs/environment.md explains each; tests/test_docs.py checks it names them all).
 VARIABLES: dict[str, str] = {
     "GAN_STOP_FILE": "a file whose appearance asks the run to checkpoint and stop (slurm/train.sh sets it)",
     "GAN_RENDEZVOUS_TIMEOUT": "seconds nodes wait for each other at start (default 60)",
