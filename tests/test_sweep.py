@@ -166,6 +166,11 @@ def test_sbatch_refusing_a_new_sweep_leaves_nothing(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["empty.conf"]  # no runs/, no runs/s
 
 
+def _joined(text: str) -> str:
+    """Words the PDF hyphenated at a line end, whole again."""
+    return text.replace("\u2010 ", "")
+
+
 # ---- a real sweep on this machine ----------------------------------------------------------
 LOCAL = [*FAST, "--epochs", "1", "--eval-epochs", "1"]
 
@@ -223,7 +228,7 @@ def test_status_and_compare_show_the_points_figures(local_sweep):
     assert "1 1e30 diverged 0/1 - - - -" in rows
     assert local_sweep["compare"].returncode == 0, local_sweep["compare"].stderr
     pdf = folder / "sweep.pdf"
-    text = pdf_text(pdf)
+    text = _joined(pdf_text(pdf))
     assert "Sweep loc" in text and "Fréchet distance at the last evaluated epoch (fd; lower is better)" in text
     assert f"Best point: lr=2e-4 with fd {fd:.2f} at epoch 1." in text
     assert f"0 2e-4 finished 1/1 {fd:.2f} (1) {last['g_loss']:.4f} {last['d_loss']:.4f}" in pdf_rows(pdf)
@@ -246,9 +251,10 @@ ARRAY = ["sweep", "arr", "--grid", "seed=0,1", "--grid", "keep-checkpoints=1,2",
 PREEMPTED, TWIN = 2, 3  # seed=1 with keep-checkpoints 1 and 2: the same training, bit for bit
 
 
-def _sweep_cmd(slurm, *args: str) -> subprocess.CompletedProcess:  # noqa: F811 (the fixture's value)
-    return subprocess.run([sys.executable, "-m", "gan_dist", *args, "--out", str(slurm.out)], env=slurm.env,
-                          cwd=slurm.out, capture_output=True, text=True, timeout=120)
+def _gan(slurm, *args: str) -> subprocess.CompletedProcess:  # noqa: F811 (the fixture's value)
+    """`gan ARGS...` as a user of the cluster runs it (its SLURM_CONF, PATH and Python)."""
+    return subprocess.run([sys.executable, "-m", "gan_dist", *args], env=slurm.env, cwd=slurm.out,
+                          capture_output=True, text=True, timeout=120)
 
 
 def _running_tasks(slurm, job: int) -> int:  # noqa: F811
@@ -263,7 +269,7 @@ def job_array(slurm):  # noqa: F811
     after its first epoch, requeued and resumed."""
     folder = slurm.out / "arr"
     t_submit = time.monotonic()
-    submitted = _sweep_cmd(slurm, *ARRAY)
+    submitted = _gan(slurm, *ARRAY, "--out", str(slurm.out))
     assert submitted.returncode == 0, submitted.stdout + submitted.stderr
     job = read_submissions(folder)[0]["job_id"]
     runs = [folder / f"seed={s},keep-checkpoints={k}" for s in (0, 1) for k in (1, 2)]
@@ -282,9 +288,9 @@ def job_array(slurm):  # noqa: F811
     print(f"\njob array of 4 two-node points, 2 at a time: submit (gan sweep) -> first epoch of each task "
           f"{', '.join(f'{t[i]:.1f}' for i in sorted(t))} s; task {job}_{PREEMPTED} stopped after epochs "
           f"{preempted['epochs_before']}, USR1 -> running again {preempted['usr1_running']:.1f} s")
-    again = _sweep_cmd(slurm, "sweep", "arr")
-    status = _sweep_cmd(slurm, "sweep", "status", "arr")
-    compare = _sweep_cmd(slurm, "compare", str(folder))
+    again = _gan(slurm, "sweep", "arr", "--out", str(slurm.out))
+    status = _gan(slurm, "sweep", "status", "arr", "--out", str(slurm.out))
+    compare = _gan(slurm, "compare", str(folder))
     return {"job": job, "folder": folder, "runs": runs, "submitted": submitted, "most_running": most_running,
             "preempted": preempted, "task": task, "again": again, "status": status, "compare": compare,
             "times": t, "queue_after": slurm.run("squeue", "--noheader", "--format=%i").stdout.split()}
@@ -368,7 +374,7 @@ def test_array_status_and_compare_read_back(job_array):
     compare = job_array["compare"]
     assert compare.returncode == 0, compare.stderr
     pdf = job_array["folder"] / "sweep.pdf"
-    text, table = pdf_text(pdf), pdf_rows(pdf)
+    text, table = _joined(pdf_text(pdf)), pdf_rows(pdf)
     assert "generator loss of the last epoch (g_loss; lower is better)" in text and "weak proxy" in text
     g = [f["g_loss"] for f in finals]
     for keep, (a, b) in ((1, (g[0], g[2])), (2, (g[1], g[3]))):  # over seeds 0 and 1
