@@ -110,6 +110,20 @@ def test_a_toml_sweep_is_the_same_sweep(tmp_path):
     assert not (tmp_path / "runs").exists()  # a dry run writes nothing
 
 
+def test_sweep_name_status_and_run_are_told_apart(tmp_path):
+    """`gan sweep NAME ...` is `gan sweep run NAME ...`; `status` is a sub-command, never a name."""
+    out = str(tmp_path / "runs")
+    short = CliRunner().invoke(app, ["sweep", "s", "--grid", "seed=0,1", "--out", out, "--dry-run"])
+    long = CliRunner().invoke(app, ["sweep", "run", "s", "--grid", "seed=0,1", "--out", out, "--dry-run"])
+    assert short.exit_code == long.exit_code == 0 and short.output == long.output
+    assert "would run point 1 seed=1 (pending) with local" in short.output
+    named = CliRunner().invoke(app, ["sweep", "run", "status", "--grid", "seed=0", "--out", out])
+    assert named.exit_code == 2 and "sweep name 'status' is not usable" in named.output
+    missing = CliRunner().invoke(app, ["sweep", "status", "s", "--out", out])
+    assert missing.exit_code == 2 and "is not a sweep (no sweep.json)" in missing.output
+    assert not (tmp_path / "runs").exists()
+
+
 # ---- bad input: one line, exit 2, nothing written or submitted -----------------------------
 def _tree(root: Path) -> dict[str, str]:
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
