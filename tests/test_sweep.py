@@ -33,6 +33,9 @@ from gan_dist.sweep.slurm import array_spec
 from gan_dist.sweep.spec import build_sweep, option_args, read_submissions, train_args, write_sweep
 from gan_dist.sweep.task import task_lines
 
+sys.path.insert(0, str(Path(__file__).parent))
+from report_fixtures import write_run  # noqa: E402
+
 CORES = len(os.sched_getaffinity(0))
 
 
@@ -185,6 +188,62 @@ def _joined(text: str) -> str:
     return text.replace("\u2010 ", "")
 
 
+# ---- the sweep's PDF, from synthetic point runs -------------------------------------------
+FDS = {("2e-4", "nonsaturating"): (10.0, 14.0), ("2e-4", "minimax"): (20.0, 21.0),
+       ("1e-3", "nonsaturating"): (8.0, 9.0), ("1e-3", "minimax"): (30.0, 50.0)}
+
+
+@pytest.fixture(scope="module")
+def synthetic_sweep(tmp_path_factory):
+    """lr x loss x seed, every point with a known FD; the last point stopped after 50 epochs."""
+    root = tmp_path_factory.mktemp("synthetic")
+    sweep = build_sweep("grid", root / "grid", {"lr": [2e-4, 1e-3], "loss": ["nonsaturating", "minimax"],
+                                                 "seed": [0, 1]}, {"epochs": 100})
+    write_sweep(sweep)
+    for point in sweep.points:
+        last = point.index == len(sweep.points) - 1
+        fd = FDS[(float_text(point.values["lr"]), point.values["loss"])][point.values["seed"]]
+        run = write_run(sweep.folder, name=point.name, config=point.config, quality=False, world_size=1,
+                        completed=50 if last else 100, state="stopped" if last else "finished")
+        (run / "quality.jsonl").write_text(json.dumps({"epoch": 50 if last else 100, "fd": fd}) + "\n")
+    return sweep
+
+
+def test_sweep_pdf_groups_seeds_into_a_matrix_without_torch(synthetic_sweep, tmp_path):
+    pdf = tmp_path / "grid.pdf"
+    code = ("import sys; from gan_dist.report.compare import render_compare; "
+            f"render_compare([{str(synthetic_sweep.folder)!r}], {str(pdf)!r}); sys.exit('torch' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+    rows, text = pdf_rows(pdf), _joined(pdf_text(pdf))
+    assert "Fréchet distance at the last evaluated epoch (fd; lower is better)" in text
+    assert "7 points count towards the best point and the means" in text  # the stopped one does not
+    assert "lr \\ loss nonsaturating minimax" in rows
+    assert "2e-4 12.00 ± 2.83 (2 seeds) 20.50 ± 0.71 (2 seeds)" in rows
+    assert "1e-3 8.50 ± 0.71 (2 seeds) 30.00 (1 seed)" in rows
+    assert "7 1e-3 minimax 1 stopped 50/100 50.00 (50)" in " ".join(rows)
+    assert "Best point: lr=1e-3,loss=nonsaturating,seed=0 with fd 8.00 at epoch 100." in text
+    assert "Best setting over seeds: lr=1e-3,loss=nonsaturating with fd 8.50 ± 0.71 over 2 seeds." in text
+
+
+def test_sweep_pdf_metric_choice_and_bad_input(synthetic_sweep, tmp_path):
+    result = CliRunner().invoke(app, ["compare", str(synthetic_sweep.folder), "-o", str(tmp_path / "g.pdf"),
+                                      "--metric", "g_loss"])
+    assert result.exit_code == 0, result.output
+    assert "generator loss of the last epoch (g_loss; lower is better)" in _joined(pdf_text(tmp_path / "g.pdf"))
+    for args, message in ((["--metric", "fid"], "unknown metric 'fid' (did you mean 'fd'?)"),
+                          (["-o", str(tmp_path / "g.pdf")], "already exists"),
+                          (["-o", str(tmp_path / "x.png")], "does not end in .pdf")):
+        before = _tree(tmp_path)
+        bad = CliRunner().invoke(app, ["compare", str(synthetic_sweep.folder), *args])
+        lines = bad.output.strip().splitlines()
+        assert bad.exit_code == 2 and len(lines) == 1 and message in lines[0], bad.output
+        assert _tree(tmp_path) == before
+    runs = CliRunner().invoke(app, ["compare", str(synthetic_sweep.folder / synthetic_sweep.points[0].name),
+                                    str(synthetic_sweep.folder / synthetic_sweep.points[1].name), "--metric", "fd",
+                                    "-o", str(tmp_path / "two.pdf")])
+    assert runs.exit_code == 2 and "--metric is for a sweep folder" in runs.output
+
+
 # ---- a real sweep on this machine ----------------------------------------------------------
 LOCAL = [*FAST, "--epochs", "1", "--eval-epochs", "1"]
 
@@ -286,6 +345,7 @@ def job_array(slurm):  # noqa: F811
     submitted = _gan(slurm, *ARRAY, "--out", str(slurm.out))
     assert submitted.returncode == 0, submitted.stdout + submitted.stderr
     job = read_submissions(folder)[0]["job_id"]
+    busy = _gan(slurm, "sweep", "arr", "--out", str(slurm.out))  # all 4 queued or running
     runs = [folder / f"seed={s},keep-checkpoints={k}" for s in (0, 1) for k in (1, 2)]
     t, most_running, deadline = {}, 0, time.monotonic() + 300
     preempted: dict = {}
@@ -305,7 +365,8 @@ def job_array(slurm):  # noqa: F811
     again = _gan(slurm, "sweep", "arr", "--out", str(slurm.out))
     status = _gan(slurm, "sweep", "status", "arr", "--out", str(slurm.out))
     compare = _gan(slurm, "compare", str(folder))
-    return {"job": job, "folder": folder, "runs": runs, "submitted": submitted, "most_running": most_running,
+    return {"job": job, "folder": folder, "runs": runs, "submitted": submitted, "busy": busy,
+            "most_running": most_running,
             "preempted": preempted, "task": task, "again": again, "status": status, "compare": compare,
             "times": t, "queue_after": slurm.run("squeue", "--noheader", "--format=%i").stdout.split()}
 
@@ -363,6 +424,15 @@ def test_preempted_array_task_requeues_itself_and_resumes_exactly(job_array):
             assert "restart 1" not in (folder / "logs" / f"{job}_{i}.out").read_text()
     runs = job_array["runs"]
     assert max_weight_diff(runs[PREEMPTED], runs[TWIN]) == 0.0  # preempted = uninterrupted, bit for bit
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_points_in_flight_are_not_submitted_twice(job_array):
+    busy = job_array["busy"]
+    assert busy.returncode == 0 and "nothing to run:" in busy.stdout, busy.stdout + busy.stderr
+    assert "pending" not in busy.stdout and "killed" not in busy.stdout
+    assert sum(busy.stdout.count(f"{state}:") for state in ("queued", "running")) >= 1  # "left alone, ..."
 
 
 @pytest.mark.slurm
