@@ -52,8 +52,11 @@ def make_sweep_app(option_parameter: Callable[..., inspect.Parameter], user_erro
 
         from gan_dist.sweep.commands import sweep_status
 
+        console = Console()
+        if not console.is_terminal:  # a log or a pipe: whole rows rather than 80 columns
+            console = Console(width=160)
         with user_errors():
-            sweep_status(name, out, Console().print)
+            sweep_status(name, out, console.print)
 
     def run(ctx: typer.Context, sweep_name: str, **params) -> None:
         """Start or continue sweep NAME: one `gan train` run per point of the grid, in OUT/NAME."""

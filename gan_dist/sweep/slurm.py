@@ -84,7 +84,7 @@ def queue_states() -> dict[tuple[int, int], str] | None:
     if shutil.which("squeue") is None:
         return None
     try:
-        proc = subprocess.run(["squeue", "--me", "--noheader", "--array", "--format=%A|%a|%T"],
+        proc = subprocess.run(["squeue", "--me", "--noheader", "--array", "--format=%F|%K|%T"],
                               capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
         return None
