@@ -154,18 +154,24 @@ def report(
 
 @app.command()
 def compare(
-    run_dirs: Annotated[Optional[list[Path]], typer.Argument(help="Two or more run directories.")] = None,
-    output: Annotated[Path, typer.Option("--output", "-o", help="PDF to write.")] = Path("compare.pdf"),
+    run_dirs: Annotated[Optional[list[Path]], typer.Argument(help="Two or more run directories, or one sweep "
+                                                                "folder (gan sweep's OUT/NAME).")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="PDF to write (default compare.pdf; "
+                                                   "a sweep: OUT/NAME/sweep.pdf).")] = None,
     html: Annotated[Optional[Path], typer.Option(help="Also write the HTML to this file.")] = None,
     title: Annotated[Optional[str], typer.Option(help="Document title.")] = None,
     template_dir: Annotated[Optional[Path], typer.Option(help="Directory of templates overriding the shipped ones.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace existing output files.")] = False,
+    metric: Annotated[Optional[str], typer.Option(help="A sweep: the metric per point (fd, kid, precision, recall, "
+                                                  "modes, kl_uniform, confident, g_loss; default fd when every "
+                                                  "point was evaluated, else g_loss).")] = None,
 ) -> None:
-    """Compare runs in one PDF: curves overlaid, settings that differ, scaling, final grids."""
+    """Compare runs in one PDF: curves overlaid, settings that differ, scaling, final grids; or a sweep."""
     from gan_dist.report.compare import render_compare
 
     with user_errors():
-        path = render_compare(run_dirs or [], output, html=html, title=title, template_dir=template_dir, force=force)
+        path = render_compare(run_dirs or [], output, html=html, title=title, template_dir=template_dir, force=force,
+                              metric=metric)
     typer.echo(f"wrote {path}")
 
 
@@ -268,6 +274,12 @@ def data_info(
         from gan_dist.datasets.commands import info
 
         info(dataset, data_dir, image_size=image_size, channels=channels, cache_dir=cache_dir, echo=typer.echo)
+
+
+# --- sweep (gan_dist.sweep.cli): `gan sweep NAME ...`, `gan sweep status NAME` --------------
+from gan_dist.sweep.cli import make_sweep_app  # noqa: E402  (takes the builders defined above)
+
+app.add_typer(make_sweep_app(_option_parameter, user_errors), name="sweep")
 
 
 def main() -> None:

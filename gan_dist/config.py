@@ -32,7 +32,9 @@ LOSSES = ("nonsaturating", "minimax")
 PRECISIONS = ("no", "bf16", "fp16")
 DATA_MEMORY = ("auto", "device", "host")
 FEATURES = ("auto", "inception")
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# '=' and ',' let a sweep name its points after their options (`lr=2e-4,seed=1`, Hydra's
+# convention); no '/', no leading '.' or '-', nothing a shell or a path would split.
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=,-]*$")
 
 
 def option(default: Any, help: str, *, label: str | None = None, resumable: bool = False,
@@ -208,7 +210,7 @@ class TrainConfig:
         need(1 <= self.master_port <= 65535, f"--master-port must lie in 1..65535, got {self.master_port}")
         need(self.nodes == 1 or bool(self.name), "multi-node runs need --name, so every node writes to the same run")
         need(bool(NAME_PATTERN.match(self.name)) and self.name not in (".", ".."),
-             f"--name {self.name!r} is not a plain directory name: use letters, digits, '.', '_' or '-' "
+             f"--name {self.name!r} is not a plain directory name: use letters, digits, '.', '_', '-', '=' or ',' "
              "(no '/' or '..'; the run lives inside --out)")
         return self.resolve_arch_defaults()
 
@@ -337,15 +339,25 @@ def coerce_values(data: dict[str, Any], source: str) -> dict[str, Any]:
 # ---- building a config from a TOML file and flags ---------------------------------------
 def read_toml(path: Path) -> dict[str, Any]:
     """Read a `--config` TOML file, refusing unknown keys with a suggestion."""
+    return toml_options(load_toml(path), path)
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    """A TOML file as a dict, or one line saying why it cannot be read."""
     try:
-        data = tomllib.loads(Path(path).read_text())
+        return tomllib.loads(Path(path).read_text())
     except FileNotFoundError:
         raise GanError(f"config file {path} does not exist: check the --config path") from None
     except (OSError, UnicodeDecodeError) as err:
         raise GanError(f"cannot read config file {path}: {err}") from None
     except tomllib.TOMLDecodeError as err:
         raise GanError(f"config file {path} is not valid TOML ({err}): fix the file") from None
-    data = data.get("train", data)  # either flat keys or a [train] table
+
+
+def toml_options(data: dict[str, Any], path: Path) -> dict[str, Any]:
+    """The train options of a parsed TOML file (flat keys or a [train] table), typed;
+    unknown keys refused with a suggestion. `gan sweep` reads its [sweep] table apart."""
+    data = data.get("train", data)
     normalised = {k.replace("-", "_"): v for k, v in data.items()}
     allowed = [k for k, spec in OPTIONS.items() if spec.toml]
     for key in normalised:

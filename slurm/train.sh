@@ -41,7 +41,13 @@
 #
 # Environment: GAN_OUT (default runs, relative to the submit directory), GAN_NAME (default
 # slurm-$SLURM_JOB_ID), GAN_MAX_RESTARTS (3), GAN_SRUN_WAIT (60), GAN_COLLECTIVE_TIMEOUT (600),
-# GAN_PYTHON (python3).
+# GAN_PYTHON (python3), GAN_SWEEP (set by `gan sweep --slurm`, below).
+#
+# Job arrays (`gan sweep NAME --slurm` submits one): with GAN_SWEEP set to the sweep folder,
+# array task N trains point N of GAN_SWEEP/sweep.json: `python -m gan_dist.sweep.task` prints
+# the point's run folder, run name and `gan train` options, which go before yours; the rest
+# is as above. A task is requeued on its own (scontrol requeue ARRAYJOB_TASK), keeps its task
+# id and resumes its own point; the other tasks of the array are not touched.
 #
 #SBATCH --job-name=gan-train
 #SBATCH --nodes=1
@@ -60,6 +66,18 @@ log() { echo "[train.sh $(date +%H:%M:%S)] $*"; }
 py=${GAN_PYTHON:-python3}
 max_restarts=${GAN_MAX_RESTARTS:-3}
 restarts=${SLURM_RESTART_COUNT:-0}
+# What scontrol calls this job: an array task is ARRAYJOB_TASK (its own id would do as well,
+# but this is the one squeue and the sweep's status show).
+job=${SLURM_ARRAY_JOB_ID:+${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID:-}}
+job=${job:-$SLURM_JOB_ID}
+
+# A sweep's array task: its point's run folder, name and options come first.
+if [[ -n ${GAN_SWEEP:-} ]]; then
+    point=$("$py" -m gan_dist.sweep.task "$GAN_SWEEP" "${SLURM_ARRAY_TASK_ID:-}") || exit 2
+    mapfile -t point <<<"$point"
+    GAN_OUT=${point[0]} GAN_NAME=${point[1]}
+    set -- "${point[@]:2}" "$@"
+fi
 out=$(realpath -m "${GAN_OUT:-runs}")
 name=${GAN_NAME:-slurm-$SLURM_JOB_ID}
 mkdir -p "$out" || exit 1
@@ -80,7 +98,7 @@ on_signal() {  # on_signal REASON NAME
 trap 'on_signal requeue SIGUSR1' USR1
 trap 'on_signal cancel SIGTERM' TERM
 
-log "job $SLURM_JOB_ID restart $restarts (max $max_restarts) on ${SLURM_JOB_NODELIST:-?}"
+log "job $job restart $restarts (max $max_restarts) on ${SLURM_JOB_NODELIST:-?}"
 log "run directory $out/$name"
 
 # Rendezvous address: the head node's NodeAddr, the address Slurm itself reaches it at (node
@@ -137,9 +155,9 @@ if ((restarts >= max_restarts)); then
 fi
 # Requeueing ends this script; the TERM that comes with it must not write a stop file.
 trap '' TERM USR1
-log "checkpoint saved; requeueing job $SLURM_JOB_ID" \
+log "checkpoint saved; requeueing job $job" \
     "(restart $((restarts + 1)) of at most $max_restarts)"
-if ! scontrol requeue "$SLURM_JOB_ID"; then
+if ! scontrol requeue "$job"; then
     log "scontrol requeue failed; resume by hand with --resume auto"
     exit 75
 fi

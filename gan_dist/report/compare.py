@@ -5,6 +5,8 @@ and a table of only the settings that differ. When the runs differ only in where
 (processes x nodes), a scaling table and plot: images/s against processes, speed-up and
 efficiency relative to the smallest world size.
 
+One sweep folder instead of runs: the sweep's own document (report/sweep.py).
+
 Same rules as `gan report` (it shares its reading, plotting and output code): torch-free,
 nothing loaded from outside the run and template directories, every user string escaped.
 """
@@ -164,13 +166,21 @@ def build_context(runs: Sequence[dict], *, title: str | None) -> dict[str, Any]:
 
 def render_compare(run_dirs: Sequence[Path], output: Path | None = None, *, html: Path | None = None,
                    title: str | None = None, template_dir: Path | None = None,
-                   force: bool = False) -> Path:
+                   force: bool = False, metric: str | None = None) -> Path:
     """Render the comparison of RUN_DIRS to `output` (default ./compare.pdf); return its path.
+    One sweep folder (gan sweep's OUT/NAME) is rendered as a sweep (report/sweep.py).
     Every input is checked before anything is written."""
     run_dirs = [Path(p) for p in run_dirs]
+    if len(run_dirs) == 1 and (run_dirs[0] / "sweep.json").is_file():
+        from gan_dist.report.sweep import render_sweep
+
+        return render_sweep(run_dirs[0], output, html=html, title=title, template_dir=template_dir,
+                            force=force, metric=metric)
+    if metric is not None:
+        raise GanError("--metric is for a sweep folder (gan compare OUT/NAME of a gan sweep): drop it")
     if len(run_dirs) < 2:
         raise GanError(f"gan compare needs at least 2 run directories, got {len(run_dirs)}: "
-                       "pass RUN_A RUN_B [...]")
+                       "pass RUN_A RUN_B [...], or one sweep folder")
     seen: dict[Path, Path] = {}
     for path in run_dirs:
         if path.resolve() in seen:
