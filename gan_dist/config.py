@@ -105,8 +105,8 @@ class TrainConfig:
                                   label="Synchronised BatchNorm", archs=BATCHNORM_ARCHS)
     loss: str = option("nonsaturating", "Adversarial loss: " + "; ".join(f"{k} ({v.about})" for k, v in LOSSES.items())
                        + ".", label="Loss", choices=tuple(LOSSES), tunable=True)
-    r1: float = option(0.0, "R1 zero-centred gradient penalty on real images, (gamma/2) E|grad_x D(x)|^2, "
-                       "with this gamma (0: off).", label="R1 γ (real images)", tunable=True)
+    r1: float = option(0.0, "R1 zero-centred gradient penalty on real images, gamma/2 times the mean squared norm "
+                       "of grad_x D(x), with this gamma (0: off).", label="R1 γ (real images)", tunable=True)
     r2: float = option(0.0, "R2: the same penalty on generated images (0: off); R3GAN uses R1 and R2 with "
                        "--loss rpgan.", label="R2 γ (generated images)", tunable=True)
     reg_interval: int = option(1, "Apply R1/R2 on every N-th D step only, with gamma x N (StyleGAN2's lazy "
@@ -119,8 +119,8 @@ class TrainConfig:
                           "steps: comma list of " + ", ".join(f"{k} ({v.about})" for k, v in AUGMENTS.items())
                           + "; empty: none.", label="DiffAugment", tunable=True)
     augment_p: str = option("1.0", "Probability that each augmentation applies to each image: a number in "
-                            "[0, 1], or auto (ADA's controller: target E[sign D(x_r)] = 0.6, p from 0 to 1 "
-                            "in 500k images at most, kept in checkpoints).", label="Augmentation p",
+                            "[0, 1], or auto (ADA's controller: p rises while the mean sign of D on real images exceeds "
+                            "0.6, from 0 to 1 in 500k images at most; kept in checkpoints).", label="Augmentation p",
                             tunable=True, or_number=True)
     k_disc: int = option(1, "Discriminator steps per generator step (Algorithm 1's k).",
                          label="k (D steps per G step)", tunable=True)

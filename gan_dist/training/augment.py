@@ -15,7 +15,7 @@ Which ops suit which data:
                identity on one channel). Not for Stacked MNIST, whose channels are three
                different digits that saturation would blend.
 Flips and rotations are not offered: a mirrored 2 or a 6 turned into a 9 is another digit,
-and ADA's paper finds them leaking into G on most data unless p stays low.
+and ADA's paper finds geometric ops leaking into G once p gets high (above about 0.8).
 
 torch is imported inside the functions, so config validation reads AUGMENTS without it.
 """
@@ -95,9 +95,9 @@ class AugmentOp:
 
 # The one table of augmentations: name -> op, applied in the order the user lists them.
 AUGMENTS: dict[str, AugmentOp] = {
-    "translation": AugmentOp(2, translate, "shift by up to 1/8 of the side, zero fill (any data)"),
-    "cutout": AugmentOp(2, cutout, "zero a square of half the side (natural images)"),
-    "color": AugmentOp(3, color, "brightness, saturation, contrast (RGB photos)"),
+    "translation": AugmentOp(2, translate, "shifts of up to 1/8 of the side: any data"),
+    "cutout": AugmentOp(2, cutout, "a zeroed square of half the side: natural images"),
+    "color": AugmentOp(3, color, "brightness, saturation, contrast: RGB photos"),
 }
 
 

@@ -97,16 +97,16 @@ class GanLoss:
 LOSSES: dict[str, GanLoss] = {
     "nonsaturating": GanLoss(discriminator_loss, nonsaturating_g_loss, False,
                              "softplus(-D(x_r)) + softplus(D(G(z)))", "softplus(-D(G(z)))",
-                             "Goodfellow et al. 2014, G maximises log D(G(z)) (the coursework's)"),
+                             "the coursework's: G maximises log D(G(z)), Goodfellow et al. 2014"),
     "minimax": GanLoss(discriminator_loss, minimax_g_loss, False,
                        "softplus(-D(x_r)) + softplus(D(G(z)))", "-softplus(D(G(z)))",
-                       "Goodfellow et al. 2014, G minimises log(1 - D(G(z))) as Algorithm 1 writes it"),
+                       "G minimises log(1 - D(G(z))) as Algorithm 1 writes it"),
     "hinge": GanLoss(hinge_d_loss, hinge_g_loss, False,
                      "relu(1 - D(x_r)) + relu(1 + D(G(z)))", "-D(G(z))",
-                     "hinge loss (Lim & Ye 2017; SAGAN, BigGAN)"),
+                     "Lim & Ye 2017, as SAGAN and BigGAN"),
     "rpgan": GanLoss(rpgan_d_loss, rpgan_g_loss, True,
                      "softplus(-(D(x_r) - D(G(z))))", "softplus(-(D(G(z)) - D(x_r)))",
-                     "relativistic pairing (Jolicoeur-Martineau 2018; R3GAN, Huang et al. 2024)"),
+                     "relativistic pairing, Jolicoeur-Martineau 2018, as R3GAN"),
 }
 
 
