@@ -1,6 +1,7 @@
 """The recipe's D step under real data parallelism (gloo, 2 CPU processes): the relativistic
-loss with R1 and R2 through a DDP-wrapped resnet D with packing and DiffAugment gives, after
-DDP's one all-reduce, the gradients one process computes over the global batch. The penalty's
+loss with R1 and R2 through a DDP-wrapped D with DiffAugment (resnet with packing; dcgan with
+synchronised BatchNorm) gives, after DDP's one all-reduce, the gradients one process computes
+over the global batch. The penalty's
 input gradient comes from torch.autograd.grad(create_graph=True) and one ordinary backward
 follows (pytorch#63812); a penalty-only step needs StyleGAN2-ADA's `logits * 0` term so that
 every weight joins the backward (pytorch#47562)."""
@@ -14,6 +15,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from gan_dist.nets import NetSpec, build_models
+from gan_dist.nets.dcgan import DCGANDiscriminator
+from gan_dist.nets.layers import set_sync_batchnorm
 from gan_dist.training.augment import augment
 from gan_dist.training.losses import LOSSES
 from gan_dist.training.penalties import r1_r2_penalties
@@ -22,6 +25,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.multiproc]
 
 GLOBAL_BATCH, PACK, OPS = 8, 2, ("translation", "cutout", "color")
 SPEC = NetSpec("resnet", 16, (1, 28, 28), width=8, blocks=1, pack=PACK)
+DCGAN_SPEC = NetSpec("dcgan", 16, (1, 28, 28), width=8)
 
 
 def batch():
@@ -36,8 +40,12 @@ def d_gradients(D, rows: slice, penalty_only: bool) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(11)  # drawn for the global batch; each process takes its rows
     seen = torch.cat([augment(x[: len(real)], OPS, 0.5, g, rows=rows, batch=GLOBAL_BATCH),
                       augment(x[len(real):], OPS, 0.5, g, rows=rows, batch=GLOBAL_BATCH)])
-    logits = D(seen)
-    n = len(real) // PACK  # real packs come first
+    pack = getattr(getattr(D, "module", D), "pack", 1)
+    if isinstance(getattr(D, "module", D), DCGANDiscriminator):  # BatchNorm: real and fake apart
+        logits = D(seen, None, groups=2)
+    else:
+        logits = D(seen)
+    n = len(real) // pack  # real packs come first
     r1, r2 = r1_r2_penalties(logits, x, len(real), r1=0.7, r2=0.3)
     if penalty_only:  # StyleGAN2-ADA's lazy "Dreg" phase: logits * 0 keeps every weight in the graph
         loss = (logits * 0).sum() + r1 + r2
@@ -48,21 +56,22 @@ def d_gradients(D, rows: slice, penalty_only: bool) -> dict[str, torch.Tensor]:
     return {name: p.grad.clone() for name, p in module.named_parameters()}
 
 
-def fresh_d():
+def fresh_d(arch: str = "resnet"):
     torch.manual_seed(0)
-    _, D = build_models(SPEC)
+    _, D = build_models(SPEC if arch == "resnet" else DCGAN_SPEC)
+    set_sync_batchnorm(D)  # dcgan: BatchNorm statistics over both processes (--sync-bn)
     with torch.no_grad():  # non-zero last convs, so the blocks' weights all get gradients
         for p in D.parameters():
             p.add_(0.05 * torch.randn_like(p))
     return D
 
 
-def worker(rank: int, world: int, folder: str, penalty_only: bool) -> None:
+def worker(rank: int, world: int, folder: str, penalty_only: bool, arch: str) -> None:
     torch.set_num_threads(1)  # two processes on a shared machine
     torch.distributed.init_process_group("gloo", init_method=f"file://{folder}/rendezvous", rank=rank,
                                          world_size=world)
     try:
-        D = torch.nn.parallel.DistributedDataParallel(fresh_d())
+        D = torch.nn.parallel.DistributedDataParallel(fresh_d(arch))
         share = GLOBAL_BATCH // world
         grads = d_gradients(D, slice(rank * share, (rank + 1) * share), penalty_only)
         save_file({k: v.contiguous() for k, v in grads.items()}, os.path.join(folder, f"grads_{rank}.safetensors"))
@@ -70,10 +79,12 @@ def worker(rank: int, world: int, folder: str, penalty_only: bool) -> None:
         torch.distributed.destroy_process_group()
 
 
-@pytest.mark.parametrize("penalty_only", [False, True])
-def test_two_processes_give_one_process_gradients_with_r1_r2(tmp_path, penalty_only):
-    torch.multiprocessing.spawn(worker, args=(2, str(tmp_path), penalty_only), nprocs=2, join=True)
-    one = d_gradients(fresh_d(), slice(0, GLOBAL_BATCH), penalty_only)
+@pytest.mark.parametrize("arch, penalty_only", [("resnet", False), ("resnet", True), ("dcgan", False)])
+def test_two_processes_give_one_process_gradients_with_r1_r2(tmp_path, arch, penalty_only):
+    """resnet: packing, no BatchNorm. dcgan: the double backward also runs through its
+    synchronised BatchNorm's autograd-aware all-reduce."""
+    torch.multiprocessing.spawn(worker, args=(2, str(tmp_path), penalty_only, arch), nprocs=2, join=True)
+    one = d_gradients(fresh_d(arch), slice(0, GLOBAL_BATCH), penalty_only)
     two = [load_file(str(tmp_path / f"grads_{rank}.safetensors")) for rank in range(2)]
     assert one.keys() == two[0].keys()
     for name, grad in one.items():
