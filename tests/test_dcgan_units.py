@@ -172,7 +172,7 @@ def test_archs_table_sizes_and_option_checks():
     assert (cfg.ema_kimg, cfg.sync_bn, cfg.conditional) == (0.0, False, False)  # the coursework MLP as before
     with pytest.raises(GanError, match="--ema-kimg must be 0"):
         resolve_config(overrides={"arch": "dcgan", "ema_kimg": -1.0, "name": "x"})
-    with pytest.raises(GanError, match="--conditional needs --arch dcgan"):
+    with pytest.raises(GanError, match="--conditional needs --arch dcgan or resnet"):
         resolve_config(overrides={"conditional": True, "name": "x"})
 
 
