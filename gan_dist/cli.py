@@ -233,6 +233,26 @@ def runs(
         print_runs(directory)
 
 
+@app.command()
+def presets() -> None:
+    """The shipped recipes for `gan train --preset NAME`: one line each, with what they measured."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    from gan_dist.presets import PRESETS, read_preset
+
+    with user_errors():
+        table = Table(box=box.SIMPLE_HEAD, title="gan train --preset NAME", title_justify="left")
+        table.add_column("preset", no_wrap=True)  # NAME@VERSION, as config.json records it
+        table.add_column("recipe", overflow="fold")
+        table.add_column("measured", overflow="fold")
+        for name in PRESETS:
+            preset = read_preset(name)
+            table.add_row(preset.tag, preset.description, preset.measured)
+        Console(width=max(Console().width, 120)).print(table)  # one line each from about 190 columns
+
+
 # --- data (gan_dist.datasets.commands) -------------------------------------------------------
 data_app = typer.Typer(no_args_is_help=True, help="Prepare and inspect datasets without training.")
 app.add_typer(data_app, name="data")

@@ -5,8 +5,9 @@ resumed run may change it (`option(...)` below). The `gan train` options (cli.py
 rules (training/launch.py), the TOML keys and the report's configuration table are all derived
 from these declarations. Value types come from the resolved annotations, not their text.
 
-Sources, lowest priority first: defaults, a TOML file (`--config`), command-line flags.
-Everything that reaches training has passed `TrainConfig.validate()`.
+Sources, lowest priority first: defaults, a shipped preset (`--preset`, gan_dist/presets/), a
+TOML file (`--config`), command-line flags. Everything that reaches training has passed
+`TrainConfig.validate()`.
 """
 
 from __future__ import annotations
@@ -26,9 +27,18 @@ import tomllib
 from gan_dist.datasets import DATASETS, is_known_dataset
 from gan_dist.epochs import parse_epoch_list
 from gan_dist.errors import GanError
-from gan_dist.nets import ARCHS, CONDITIONAL, CONV_ARCHS, EMA_KIMG_DEFAULT, IMAGE_SIZES
+from gan_dist.nets import (
+    ARCHS,
+    BATCHNORM_ARCHS,
+    CONDITIONAL,
+    CONV_ARCHS,
+    EMA_KIMG_DEFAULT,
+    IMAGE_SIZES,
+)
+from gan_dist.presets import PRESETS
+from gan_dist.training.augment import AUGMENTS, parse_augment
+from gan_dist.training.losses import LOSSES
 
-LOSSES = ("nonsaturating", "minimax")
 PRECISIONS = ("no", "bf16", "fp16")
 DATA_MEMORY = ("auto", "device", "host")
 FEATURES = ("auto", "inception")
@@ -39,7 +49,7 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=,-]*$")
 
 def option(default: Any, help: str, *, label: str | None = None, resumable: bool = False,
            tunable: bool = False, toml: bool = True, choices: typing.Sequence[str] = (),
-           archs: typing.Sequence[str] = ()) -> Any:
+           archs: typing.Sequence[str] = (), or_number: bool = False) -> Any:
     """Declare one option.
 
     help: the `--help` text. label: its row in the report's configuration table (None: not
@@ -48,11 +58,12 @@ def option(default: Any, help: str, *, label: str | None = None, resumable: bool
     option may change on a resume given --allow-changes (a lower --lr after a divergence).
     toml: allowed in --config. choices: the names it accepts (validated, listed in --help,
     suggested on a typo). archs: the architectures it acts on (default all); the report leaves
-    it out of the settings of runs of other architectures.
+    it out of the settings of runs of other architectures. or_number: a text option that also
+    takes a number (`augment_p = 0.5` or `"auto"` in TOML), held as text.
     """
     return field(default=default, metadata={"help": help, "label": label, "resumable": resumable,
                                             "tunable": tunable, "toml": toml, "choices": tuple(choices),
-                                            "archs": tuple(archs)})
+                                            "archs": tuple(archs), "or_number": or_number})
 
 
 @dataclass(frozen=True)
@@ -74,15 +85,18 @@ class TrainConfig:
                               "GPU memory, else host) | device | host.", resumable=True, choices=DATA_MEMORY)
     arch: str = option("mlp", "Network architecture: " + " | ".join(tuple(ARCHS)) + ".",
                        label="Architecture", choices=tuple(ARCHS))
-    width: int = option(64, "Base width of the conv networks (--arch dcgan): channels of the stage nearest "
-                        "the image, doubled at each stage further in.", label="Base width",
-                        archs=CONV_ARCHS)
+    width: int = option(64, "Base width of the conv networks (--arch dcgan, resnet): channels of the stage "
+                        "nearest the image, doubled at each stage further in (resnet: at most 8x).",
+                        label="Base width", archs=CONV_ARCHS)
+    blocks: int = option(2, "Residual blocks per resolution stage of the resnet (R3GAN: 2).",
+                         label="Residual blocks per stage", archs=("resnet",))
     conditional: bool = option(False, "Class-conditional training on labelled data: G gets a learned label "
-                               "embedding, D is a projection discriminator (--arch dcgan).", label="Class-conditional",
+                               "embedding, D is a projection discriminator (--arch dcgan, resnet).",
+                               label="Class-conditional",
                                archs=tuple(sorted(CONDITIONAL)))
     latent_codes: int = option(0, "InfoGAN (Chen et al. 2016), unsupervised: G also takes a categorical code of "
                                "this many values, and D a head Q that must read it back from G's images "
-                               "(--arch dcgan; 0: off). Sampling draws every value equally often.",
+                               "(--arch dcgan, resnet; 0: off). Sampling draws every value equally often.",
                                label="Latent code values (InfoGAN)", archs=tuple(sorted(CONDITIONAL)))
     ema_kimg: float | None = option(None, "EMA of G with this half-life in thousands of images (0: off); used for "
                                     "sample grids, gan sample/eval and generator.safetensors. Default: "
@@ -90,9 +104,26 @@ class TrainConfig:
                                     label="EMA half-life (kimg)")
     sync_bn: bool | None = option(None, "BatchNorm statistics over all processes (so N "
                                   "processes train like 1). Default: on for networks with BatchNorm (dcgan).",
-                                  label="Synchronised BatchNorm", archs=CONV_ARCHS)
-    loss: str = option("nonsaturating", "Generator loss: nonsaturating | minimax.",
-                       label="Generator loss", choices=LOSSES, tunable=True)
+                                  label="Synchronised BatchNorm", archs=BATCHNORM_ARCHS)
+    loss: str = option("nonsaturating", "Adversarial loss: " + "; ".join(f"{k} ({v.about})" for k, v in LOSSES.items())
+                       + ".", label="Loss", choices=tuple(LOSSES), tunable=True)
+    r1: float = option(0.0, "R1 zero-centred gradient penalty on real images, gamma/2 times the mean squared norm "
+                       "of grad_x D(x), with this gamma (0: off).", label="R1 γ (real images)", tunable=True)
+    r2: float = option(0.0, "R2: the same penalty on generated images (0: off); R3GAN uses R1 and R2 with "
+                       "--loss rpgan.", label="R2 γ (generated images)", tunable=True)
+    reg_interval: int = option(1, "Apply R1/R2 on every N-th D step only, with gamma x N (StyleGAN2's lazy "
+                               "regularisation); 1: every step.", label="Penalty every N D steps",
+                               tunable=True)
+    pack: int = option(1, "PacGAN (Lin et al. 2018): D judges this many images at once, stacked on channels "
+                       "(--arch dcgan, resnet; unconditional; must divide the per-process batch).",
+                       label="Images per D input (PacGAN)", archs=CONV_ARCHS)
+    augment: str = option("", "DiffAugment (Zhao et al. 2020) on every image D sees, real and fake, in both "
+                          "steps: comma list of " + ", ".join(f"{k} ({v.about})" for k, v in AUGMENTS.items())
+                          + "; empty: none.", label="DiffAugment", tunable=True)
+    augment_p: str = option("1.0", "Probability that each augmentation applies to each image: a number in "
+                            "[0, 1], or auto (ADA's controller: p rises while the mean sign of D on real images exceeds "
+                            "0.6, from 0 to 1 in 500k images at most; kept in checkpoints).", label="Augmentation p",
+                            tunable=True, or_number=True)
     k_disc: int = option(1, "Discriminator steps per generator step (Algorithm 1's k).",
                          label="k (D steps per G step)", tunable=True)
     d_dropout: float = option(0.3, "Discriminator dropout (--arch mlp).", label="Discriminator dropout", tunable=True,
@@ -142,9 +173,13 @@ class TrainConfig:
     out: str = option("runs", "Parent directory of runs.", resumable=True)
     name: str = option("", "Run name (directory under --out).", resumable=True)
     resume: str | None = option(None, "auto | PATH of a run or checkpoint.", resumable=True, toml=False)
-    allow_changes: bool = option(False, "On --resume, allow changing lr, beta1, beta2, k-disc, loss, d-dropout "
-                                 "and precision (e.g. a lower --lr after a divergence); logged in events.jsonl.",
-                                 resumable=True, toml=False)
+    allow_changes: bool = option(False, "On --resume, allow changing lr, beta1, beta2, k-disc, loss, d-dropout, "
+                                 "precision, r1, r2, reg-interval, augment and augment-p (e.g. a lower --lr after "
+                                 "a divergence); logged in events.jsonl.", resumable=True, toml=False)
+    preset: str = option("", "A named, versioned recipe shipped with gan_dist (`gan presets` lists them): "
+                         + " | ".join(PRESETS) + ". Its options sit above the defaults and below --config and "
+                         "flags; NAME@VERSION insists on that version. Recorded as NAME@VERSION.",
+                         label="Preset")
 
     # ---- conversions ---------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -162,6 +197,16 @@ class TrainConfig:
     @property
     def run_dir(self) -> Path:
         return Path(self.out) / self.name
+
+    @property
+    def augment_ops(self) -> tuple[str, ...]:
+        """--augment as names, in the order given: () for none."""
+        return parse_augment(self.augment)
+
+    @property
+    def augment_probability(self) -> float | None:
+        """--augment-p as a number; None for auto (AdaController decides, from 0)."""
+        return parse_augment_p(self.augment_p)
 
     def saved_epochs(self) -> tuple[int, ...]:
         """Epochs whose sample grid (and generator weights) are kept; the last always is."""
@@ -183,7 +228,7 @@ class TrainConfig:
         need(self.image_size is None or not sizes or self.image_size in sizes,
              f"--arch {self.arch} builds {', '.join(map(str, sizes or ()))} px images, not --image-size {self.image_size}")
         for key in ("epochs", "batch_size", "k_disc", "latent_dim", "processes", "nodes", "keep_checkpoints",
-                    "log_every"):
+                    "log_every", "blocks", "reg_interval"):
             need(getattr(self, key) >= 1, f"{flag(key)} must be at least 1, got {getattr(self, key)}")
         need(self.width >= 1, f"--width must be at least 1, got {self.width}")
         need(self.ema_kimg is None or self.ema_kimg >= 0,
@@ -198,6 +243,11 @@ class TrainConfig:
              "z alone")
         need(not (self.latent_codes and self.conditional),
              "--latent-codes and --conditional exclude each other: G's second input is a class or a code")
+        for key in ("r1", "r2"):
+            need(getattr(self, key) >= 0, f"{flag(key)} must be 0 (off) or a positive gamma, got {getattr(self, key):g}")
+        check_pack(self.pack, self.arch, self.batch_size, self.conditional, self.latent_codes)
+        ops = check_augment(self.augment)
+        p = parse_augment_p(self.augment_p)  # one line when it is neither a number in [0, 1] nor auto
         need(not self.channels_last or self.arch in CONV_ARCHS,
              f"--channels-last needs a convolutional --arch ({', '.join(CONV_ARCHS)}): the {self.arch} networks "
              "have no image-shaped activations")
@@ -212,7 +262,9 @@ class TrainConfig:
         need(bool(NAME_PATTERN.match(self.name)) and self.name not in (".", ".."),
              f"--name {self.name!r} is not a plain directory name: use letters, digits, '.', '_', '-', '=' or ',' "
              "(no '/' or '..'; the run lives inside --out)")
-        return self.resolve_arch_defaults()
+        # the canonical spellings, so config.json and resume comparisons see one form
+        canonical = {"augment": ",".join(ops), "augment_p": "auto" if p is None else repr(p)}
+        return self.replace(**canonical).resolve_arch_defaults()
 
     def resolve_arch_defaults(self) -> TrainConfig:
         """Options whose default depends on --arch (None: "the architecture's default"), resolved,
@@ -221,7 +273,7 @@ class TrainConfig:
         if self.ema_kimg is None:
             changes["ema_kimg"] = EMA_KIMG_DEFAULT.get(self.arch, 0.0)
         if self.sync_bn is None:
-            changes["sync_bn"] = self.arch == "dcgan"  # the networks with BatchNorm
+            changes["sync_bn"] = self.arch in BATCHNORM_ARCHS
         return self.replace(**changes) if changes else self
 
 
@@ -258,6 +310,53 @@ def check_batch_split(global_batch: int, world_size: int) -> int:
     return global_batch // world_size
 
 
+def check_pack_split(per_process_batch: int, pack: int) -> None:
+    """PacGAN's packs must not straddle processes (nor real and fake): the per-process batch is
+    a whole number of packs. Needs the world size, so it runs where check_batch_split does."""
+    if per_process_batch % pack:
+        raise GanError(f"--pack {pack} does not divide the per-process batch of {per_process_batch} images: "
+                       f"use a --batch-size that is a multiple of {pack} x the number of processes")
+
+
+def check_pack(pack: int, arch: str, global_batch: int, conditional: bool, latent_codes: int) -> None:
+    """--pack against the network and the batch (the world-size part: check_pack_split)."""
+    if pack < 1:
+        raise GanError(f"--pack must be at least 1 (1: off), got {pack}")
+    if pack == 1:
+        return
+    if arch not in CONV_ARCHS:
+        raise GanError(f"--pack needs a convolutional --arch ({', '.join(CONV_ARCHS)}): the {arch} discriminator "
+                       "does not pack")
+    if conditional or latent_codes:
+        raise GanError(f"--pack excludes --{'conditional' if conditional else 'latent-codes'}: one logit judges "
+                       f"{pack} images, which have no single label or code")
+    if global_batch % pack:
+        raise GanError(f"--pack {pack} does not divide --batch-size {global_batch}: use a multiple of {pack}")
+
+
+def check_augment(text: str) -> tuple[str, ...]:
+    """--augment's names, each from AUGMENTS (a typo gets a suggestion), each at most once."""
+    ops = parse_augment(text)
+    for name in ops:
+        check_choice("augment op", name, tuple(AUGMENTS))
+    if len(set(ops)) != len(ops):
+        raise GanError(f"--augment {text!r} names an op twice: list each once")
+    return ops
+
+
+def parse_augment_p(text: str) -> float | None:
+    """'auto' -> None (ADA's controller), else a probability in [0, 1]."""
+    if str(text).strip() == "auto":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise GanError(f"--augment-p must be a number in [0, 1] or auto, got {text!r}") from None
+    if not 0 <= value <= 1:
+        raise GanError(f"--augment-p must lie in [0, 1] (or be auto), got {value:g}")
+    return value
+
+
 # ---- the option table, read by the CLI, resume rules, TOML and the report ------------------
 @dataclass(frozen=True)
 class OptionSpec:
@@ -272,6 +371,7 @@ class OptionSpec:
     toml: bool
     choices: tuple[str, ...]
     archs: tuple[str, ...] = ()  # the architectures it acts on; () for all
+    or_number: bool = False  # text that may arrive as a number (TOML, JSON)
 
     def acts_on(self, arch: str | None) -> bool:
         return not self.archs or arch in self.archs
@@ -296,7 +396,7 @@ def _option_table() -> dict[str, OptionSpec]:
         assert kind in (bool, int, float, str, tuple), f"option {f.name}: unsupported type {hints[f.name]}"
         table[f.name] = OptionSpec(f.name, kind, nullable, f.default, f.metadata["help"], f.metadata["label"],
                                    f.metadata["resumable"], f.metadata["tunable"], f.metadata["toml"],
-                                   f.metadata["choices"], f.metadata["archs"])
+                                   f.metadata["choices"], f.metadata["archs"], f.metadata["or_number"])
     return table
 
 
@@ -327,6 +427,8 @@ def coerce_value(key: str, value: Any, source: str) -> Any:
         return float(value)
     if isinstance(value, Path):
         return str(value)
+    if spec.or_number and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return repr(float(value))
     if not isinstance(value, str):
         raise GanError(f"{where} must be a string, got {value!r}")
     return value
@@ -345,27 +447,38 @@ def read_toml(path: Path) -> dict[str, Any]:
 def load_toml(path: Path) -> dict[str, Any]:
     """A TOML file as a dict, or one line saying why it cannot be read."""
     try:
-        return tomllib.loads(Path(path).read_text())
+        text = Path(path).read_text()
     except FileNotFoundError:
         raise GanError(f"config file {path} does not exist: check the --config path") from None
     except (OSError, UnicodeDecodeError) as err:
         raise GanError(f"cannot read config file {path}: {err}") from None
+    return parse_toml(text, f"config file {path}")
+
+
+def parse_toml(text: str, where: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
-        raise GanError(f"config file {path} is not valid TOML ({err}): fix the file") from None
+        raise GanError(f"{where} is not valid TOML ({err}): fix the file") from None
 
 
 def toml_options(data: dict[str, Any], path: Path) -> dict[str, Any]:
-    """The train options of a parsed TOML file (flat keys or a [train] table), typed;
-    unknown keys refused with a suggestion. `gan sweep` reads its [sweep] table apart."""
-    data = data.get("train", data)
+    """The train options of a parsed `--config` file; `gan sweep` reads its [sweep] table apart."""
+    return train_options(data, f"config file {path}")
+
+
+def train_options(data: dict[str, Any], where: str) -> dict[str, Any]:
+    """The options of a parsed TOML document (flat keys or a [train] table; '-' or '_'),
+    type-checked; an unknown key is refused with a suggestion. Presets go through here too."""
+    data = data.get("train", data)  # either flat keys or a [train] table
     normalised = {k.replace("-", "_"): v for k, v in data.items()}
     allowed = [k for k, spec in OPTIONS.items() if spec.toml]
     for key in normalised:
         if key not in allowed:
             close = difflib.get_close_matches(key, allowed, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise GanError(f"unknown key {key!r} in config file {path}{hint}: remove or correct it")
-    return coerce_values(normalised, str(path))
+            raise GanError(f"unknown key {key!r} in {where}{hint}: remove or correct it")
+    return coerce_values(normalised, where.removeprefix("config file "))
 
 
 def default_name(dataset: str, arch: str) -> str:
@@ -374,11 +487,21 @@ def default_name(dataset: str, arch: str) -> str:
 
 
 def resolve_config(config_file: Path | None = None, overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """Defaults < TOML file < flags, then validation. Fills in a default run name."""
+    """Defaults < preset < TOML file < flags, then validation. Fills in a default run name.
+    The preset is the flag's, else the file's `preset` key; the config records NAME@VERSION."""
+    from gan_dist.presets import load_preset
+
+    from_file = read_toml(config_file) if config_file is not None else {}
+    from_flags = coerce_values(dict(overrides or {}), "the command line")
     values: dict[str, Any] = {}
-    if config_file is not None:
-        values.update(read_toml(config_file))
-    values.update(coerce_values(dict(overrides or {}), "the command line"))
+    preset_name = from_flags.get("preset") or from_file.get("preset")
+    if preset_name:
+        preset = load_preset(preset_name)
+        values.update(preset.options)
+        from_file.pop("preset", None)
+        from_flags["preset"] = preset.tag
+    values.update(from_file)
+    values.update(from_flags)
     if not values.get("name"):
         values["name"] = default_name(values.get("dataset", TrainConfig.dataset), values.get("arch", TrainConfig.arch))
     return TrainConfig(**values).validate()

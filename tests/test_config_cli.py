@@ -44,7 +44,7 @@ def test_dry_run_prints_resolved_config(tmp_path):
     (["--lr", "-1e-3"], "--lr must be positive"),
     (["--dataset", "imagenet"], "unknown dataset 'imagenet'"),
     (["--precision", "fp8"], "unknown precision"),
-    (["--loss", "hinge"], "unknown loss"),
+    (["--loss", "hinj"], "unknown loss 'hinj' (did you mean 'hinge'?)"),
     (["--name", "../escape"], "is not a plain directory name"),
     (["--name", ".."], "is not a plain directory name"),
     (["--nodes", "2", "--node-rank", "2", "--name", "x"], "--node-rank must lie in 0..1"),

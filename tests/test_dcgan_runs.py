@@ -184,10 +184,10 @@ def test_channels_last_trains_the_same_network(tmp_path, one_process):
 @pytest.mark.parametrize("args, message", [
     (["--arch", "dcgn"], "error: unknown arch 'dcgn' (did you mean 'dcgan'?): use one of mlp, dcgan"),
     (["--arch", "dcgan", "--ema-kimg", "-1"], "error: --ema-kimg must be 0 (off) or a positive half-life"),
-    (["--conditional"], "error: --conditional needs --arch dcgan: the mlp networks have no class-conditional form"),
+    (["--conditional"], "error: --conditional needs --arch dcgan or resnet: the mlp networks have no class-conditional form"),
     (["--arch", "dcgan", "--width", "0"], "error: --width must be at least 1, got 0"),
-    (["--channels-last"], "error: --channels-last needs a convolutional --arch (dcgan): the mlp networks have"),
-    (["--latent-codes", "4"], "error: --latent-codes needs --arch dcgan: the mlp networks take z alone"),
+    (["--channels-last"], "error: --channels-last needs a convolutional --arch (dcgan, resnet): the mlp networks have"),
+    (["--latent-codes", "4"], "error: --latent-codes needs --arch dcgan or resnet: the mlp networks take z alone"),
     (["--arch", "dcgan", "--latent-codes", "-1"], "error: --latent-codes must be 0 (off) or more, got -1"),
     (["--arch", "dcgan", "--latent-codes", "4", "--conditional"],
      "error: --latent-codes and --conditional exclude each other"),

@@ -14,6 +14,7 @@ from gan_dist.config import resolve_config
 from gan_dist.errors import GanError
 from gan_dist.nets import (
     ARCHS,
+    EMA_KIMG_DEFAULT,
     IMAGE_SIZES,
     NetSpec,
     build_models,
@@ -160,7 +161,7 @@ def test_ema_rule_by_hand():
 
 
 def test_archs_table_sizes_and_option_checks():
-    assert set(ARCHS) == set(IMAGE_SIZES) == {"mlp", "dcgan"}
+    assert set(ARCHS) == set(IMAGE_SIZES) == set(EMA_KIMG_DEFAULT) == {"mlp", "dcgan", "resnet"}
     check_image_shape("dcgan", (1, 28, 28))
     check_image_shape("mlp", (1, 20, 17))  # the MLP takes any shape
     with pytest.raises(GanError, match=r"--arch dcgan builds 28x28, 32x32, 64x64 px images, the data is 48x48"):
@@ -171,7 +172,7 @@ def test_archs_table_sizes_and_option_checks():
     assert (cfg.ema_kimg, cfg.sync_bn, cfg.conditional) == (0.0, False, False)  # the coursework MLP as before
     with pytest.raises(GanError, match="--ema-kimg must be 0"):
         resolve_config(overrides={"arch": "dcgan", "ema_kimg": -1.0, "name": "x"})
-    with pytest.raises(GanError, match="--conditional needs --arch dcgan"):
+    with pytest.raises(GanError, match="--conditional needs --arch dcgan or resnet"):
         resolve_config(overrides={"conditional": True, "name": "x"})
 
 

@@ -25,6 +25,8 @@ class NetSpec:
     num_classes: int = 0  # > 0: class-conditional networks
     latent_codes: int = 0  # > 0: InfoGAN's categorical latent code with this many values (dcgan)
     width: int = 64  # the conv networks' base width (channels of the stage nearest the image)
+    blocks: int = 2  # resnet: residual blocks per stage
+    pack: int = 1  # PacGAN: images D judges together (conv Ds); files written before it lack it: 1
 
     @property
     def label_values(self) -> int:
@@ -54,19 +56,30 @@ def build_dcgan(spec: NetSpec):
     return (DCGANGenerator(latent_dim=spec.latent_dim, image_shape=spec.image_shape, width=spec.width,
                            num_classes=spec.num_classes, latent_codes=spec.latent_codes),
             DCGANDiscriminator(image_shape=spec.image_shape, width=spec.width, num_classes=spec.num_classes,
-                               latent_codes=spec.latent_codes))
+                               latent_codes=spec.latent_codes, pack=spec.pack))
+
+
+def build_resnet(spec: NetSpec):
+    from gan_dist.nets.resnet import ResNetDiscriminator, ResNetGenerator
+
+    return (ResNetGenerator(latent_dim=spec.latent_dim, image_shape=spec.image_shape, width=spec.width,
+                            blocks=spec.blocks, num_classes=spec.num_classes, latent_codes=spec.latent_codes),
+            ResNetDiscriminator(image_shape=spec.image_shape, width=spec.width, blocks=spec.blocks,
+                                num_classes=spec.num_classes, latent_codes=spec.latent_codes, pack=spec.pack))
 
 
 # The one table of architectures: name -> builder(spec) -> (generator, discriminator).
-ARCHS: dict[str, Callable[[NetSpec], tuple[Any, Any]]] = {"mlp": build_mlp, "dcgan": build_dcgan}
+ARCHS: dict[str, Callable[[NetSpec], tuple[Any, Any]]] = {"mlp": build_mlp, "dcgan": build_dcgan,
+                                                          "resnet": build_resnet}
 
 # What each architecture can do, torch-free, for validation and errors: the square image sizes
-# it builds (None: any shape), whether it has a class-conditional form, and its --ema-kimg
-# default (the coursework MLP stays exactly as it was: no EMA).
-IMAGE_SIZES: dict[str, tuple[int, ...] | None] = {"mlp": None, "dcgan": (28, 32, 64)}
-CONDITIONAL: frozenset[str] = frozenset({"dcgan"})
-EMA_KIMG_DEFAULT: dict[str, float] = {"mlp": 0.0, "dcgan": 10.0}
-CONV_ARCHS: tuple[str, ...] = ("dcgan",)  # convolutional with BatchNorm: --width and --sync-bn act on them
+# it builds (None: any shape), whether it has a class-conditional form (and InfoGAN codes), and
+# its --ema-kimg default (the coursework MLP stays exactly as it was: no EMA).
+IMAGE_SIZES: dict[str, tuple[int, ...] | None] = {"mlp": None, "dcgan": (28, 32, 64), "resnet": (28, 32, 64)}
+CONDITIONAL: frozenset[str] = frozenset({"dcgan", "resnet"})
+EMA_KIMG_DEFAULT: dict[str, float] = {"mlp": 0.0, "dcgan": 10.0, "resnet": 10.0}
+CONV_ARCHS: tuple[str, ...] = ("dcgan", "resnet")  # convolutional: --width, --channels-last and --pack act on them
+BATCHNORM_ARCHS: tuple[str, ...] = ("dcgan",)  # with BatchNorm: --sync-bn acts on them
 
 
 def check_image_shape(arch: str, shape: tuple[int, int, int]) -> None:

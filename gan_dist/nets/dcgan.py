@@ -22,6 +22,9 @@ categorical code c in 0..K-1 exactly as the conditional G takes a label; D stays
 unconditional and gains InfoGAN's Q head, which predicts c from phi(x)
 (training/losses.py code_loss). A continuous G must pass through in-between shapes to get
 from one digit to another; a discrete code lets it jump.
+
+Packing (pack = N > 1; PacGAN, Lin et al. 2018): D's first conv reads N images stacked on
+channels and gives one logit for the N (nets/layers.py pack); unconditional only.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import torch
 from torch import nn
 
 from gan_dist.nets.layers import GroupSyncBatchNorm as BatchNorm
+from gan_dist.nets.layers import pack as pack_images
 from gan_dist.nets.projection import ProjectionHead
 
 SIZES = (28, 32, 64)
@@ -102,16 +106,22 @@ class DCGANGenerator(nn.Module):
 
 class DCGANDiscriminator(nn.Module):
     """images (B, C, H, W) [, labels (B,)] -> logits (B,); sigmoid(logit) = D(x). With latent
-    codes: (logits (B,), code logits (B, K)), both from one forward (one DDP reduction)."""
+    codes: (logits (B,), code logits (B, K)), both from one forward (one DDP reduction). With
+    pack N (PacGAN): logits (B/N,), one per N consecutive images, unconditional only."""
 
     batch_groups = True  # forward(..., groups=2): real and fake normalised apart (training/steps.py)
 
-    def __init__(self, *, image_shape=(1, 28, 28), width: int = 64, num_classes: int = 0, latent_codes: int = 0):
+    def __init__(self, *, image_shape=(1, 28, 28), width: int = 64, num_classes: int = 0, latent_codes: int = 0,
+                 pack: int = 1):
         super().__init__()
+        if pack > 1 and (num_classes or latent_codes):
+            raise ValueError("a packing discriminator takes no labels or latent codes")
         channels_in, size, _ = tuple(image_shape)
+        self.pack = pack
         s0, chans = stage_plan(size, width)
         chans = chans[::-1]  # from the image inwards: w, 2w, ...
-        layers: list[nn.Module] = [nn.Conv2d(channels_in, chans[0], 4, 2, 1), nn.LeakyReLU(0.2)]  # no BN on the first
+        # PacGAN: `pack` images side by side on channels, one logit for the pack
+        layers: list[nn.Module] = [nn.Conv2d(channels_in * pack, chans[0], 4, 2, 1), nn.LeakyReLU(0.2)]  # no BN
         for c_in, c_out in pairwise(chans):
             layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), BatchNorm(c_out), nn.LeakyReLU(0.2)]
         self.features = nn.Sequential(*layers, nn.Flatten())  # phi(x): (B, c_last * s0 * s0)
@@ -121,7 +131,9 @@ class DCGANDiscriminator(nn.Module):
         init_dcgan(self)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None, groups: int = 1):
-        """groups: x is that many equal blocks (real, fake), each BatchNorm-ed on its own."""
+        """groups: x is that many equal blocks (real, fake), each BatchNorm-ed on its own.
+        With pack N: x (B, C, H, W) -> B/N logits, one per N consecutive images."""
+        x = pack_images(x, self.pack)  # (B/N, N*C, H, W)
         for layer in self.features:
             x = layer(x, groups) if isinstance(layer, BatchNorm) else layer(x)
         if self.code_head is None:

@@ -50,6 +50,7 @@ def describe_models(G: nn.Module, D: nn.Module) -> dict[str, list[dict]]:
     labels = torch.zeros(2, dtype=torch.long, device=device) if G.num_classes else None  # D's labels
     second = torch.zeros(2, dtype=torch.long, device=device) if label_values(G) else None  # class or code
     g_args = (z,) if second is None else (z, second)
-    images = torch.zeros(2, *G.image_shape, device=device)
+    pack = getattr(getattr(D, "module", D), "pack", 1)  # a packing D reads 2 packs of `pack` images
+    images = torch.zeros(2 * pack, *G.image_shape, device=device)
     d_args = (images, labels) if labels is not None else (images,)  # D never takes the codes
     return {"generator": layer_table(G, *g_args), "discriminator": layer_table(D, *d_args)}

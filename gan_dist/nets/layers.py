@@ -1,4 +1,5 @@
-"""Layers shared by the networks: an opt-in fast CPU dropout."""
+"""Layers shared by the networks: an opt-in fast CPU dropout, BatchNorm per group and across
+processes, and PacGAN's packing of D's inputs."""
 
 from __future__ import annotations
 
@@ -103,3 +104,15 @@ def set_sync_batchnorm(module: nn.Module, on: bool = True) -> nn.Module:
         if isinstance(m, GroupSyncBatchNorm):
             m.sync = on
     return module
+
+
+def pack(x: torch.Tensor, n: int) -> torch.Tensor:
+    """PacGAN's packing (Lin et al. 2018): (B, C, H, W) -> (B/n, n*C, H, W), images
+    j*n .. j*n + n-1 side by side on channels (pack j's channels i*C .. (i+1)*C - 1 are image
+    j*n + i). A view of contiguous NCHW images. n = 1 returns x."""
+    if n == 1:
+        return x
+    batch, channels, height, width = x.shape
+    if batch % n:
+        raise ValueError(f"cannot pack {batch} images in groups of {n}")
+    return x.reshape(batch // n, n * channels, height, width)
