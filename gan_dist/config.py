@@ -49,7 +49,8 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=,-]*$")
 
 def option(default: Any, help: str, *, label: str | None = None, resumable: bool = False,
            tunable: bool = False, toml: bool = True, choices: typing.Sequence[str] = (),
-           archs: typing.Sequence[str] = (), or_number: bool = False) -> Any:
+           archs: typing.Sequence[str] = (), or_number: bool = False,
+           shown_if: typing.Callable[[typing.Mapping[str, Any]], bool] | None = None) -> Any:
     """Declare one option.
 
     help: the `--help` text. label: its row in the report's configuration table (None: not
@@ -59,11 +60,25 @@ def option(default: Any, help: str, *, label: str | None = None, resumable: bool
     toml: allowed in --config. choices: the names it accepts (validated, listed in --help,
     suggested on a typo). archs: the architectures it acts on (default all); the report leaves
     it out of the settings of runs of other architectures. or_number: a text option that also
-    takes a number (`augment_p = 0.5` or `"auto"` in TOML), held as text.
+    takes a number (`augment_p = 0.5` or `"auto"` in TOML), held as text. shown_if: the report
+    shows the row only for runs whose recorded config passes it (a feature that is off, such as
+    R1 at 0, is left out of the coursework's settings table).
     """
     return field(default=default, metadata={"help": help, "label": label, "resumable": resumable,
                                             "tunable": tunable, "toml": toml, "choices": tuple(choices),
-                                            "archs": tuple(archs), "or_number": or_number})
+                                            "archs": tuple(archs), "or_number": or_number, "shown_if": shown_if})
+
+
+def _penalised(cfg) -> bool:
+    return bool(cfg.get("r1") or cfg.get("r2"))
+
+
+def _augmented(cfg) -> bool:
+    return bool(cfg.get("augment"))
+
+
+def _ada(cfg) -> bool:
+    return _augmented(cfg) and cfg.get("augment_p") == "auto"
 
 
 @dataclass(frozen=True)
@@ -108,22 +123,30 @@ class TrainConfig:
     loss: str = option("nonsaturating", "Adversarial loss: " + "; ".join(f"{k} ({v.about})" for k, v in LOSSES.items())
                        + ".", label="Loss", choices=tuple(LOSSES), tunable=True)
     r1: float = option(0.0, "R1 zero-centred gradient penalty on real images, gamma/2 times the mean squared norm "
-                       "of grad_x D(x), with this gamma (0: off).", label="R1 γ (real images)", tunable=True)
+                       "of grad_x D(x), with this gamma (0: off).", label="R1 γ (real images)", tunable=True,
+                       shown_if=_penalised)
     r2: float = option(0.0, "R2: the same penalty on generated images (0: off); R3GAN uses R1 and R2 with "
-                       "--loss rpgan.", label="R2 γ (generated images)", tunable=True)
+                       "--loss rpgan.", label="R2 γ (generated images)", tunable=True,
+                       shown_if=_penalised)
     reg_interval: int = option(1, "Apply R1/R2 on every N-th D step only, with gamma x N (StyleGAN2's lazy "
                                "regularisation); 1: every step.", label="Penalty every N D steps",
-                               tunable=True)
+                               tunable=True, shown_if=_penalised)
     pack: int = option(1, "PacGAN (Lin et al. 2018): D judges this many images at once, stacked on channels "
                        "(--arch dcgan, resnet; unconditional; must divide the per-process batch).",
-                       label="Images per D input (PacGAN)", archs=CONV_ARCHS)
+                       label="Images per D input (PacGAN)", archs=CONV_ARCHS,
+                       shown_if=lambda cfg: (cfg.get("pack") or 1) > 1)
     augment: str = option("", "DiffAugment (Zhao et al. 2020) on every image D sees, real and fake, in both "
                           "steps: comma list of " + ", ".join(f"{k} ({v.about})" for k, v in AUGMENTS.items())
-                          + "; empty: none.", label="DiffAugment", tunable=True)
+                          + "; empty: none.", label="DiffAugment", tunable=True, shown_if=_augmented)
     augment_p: str = option("1.0", "Probability that each augmentation applies to each image: a number in "
                             "[0, 1], or auto (ADA's controller: p rises while the mean sign of D on real images exceeds "
                             "0.6, from 0 to 1 in 500k images at most; kept in checkpoints).", label="Augmentation p",
-                            tunable=True, or_number=True)
+                            tunable=True, or_number=True, shown_if=_augmented)
+    ada_target: float = option(0.6, "With --augment-p auto: the mean sign of D on real images that ADA's controller "
+                               "holds (StyleGAN2-ADA: 0.6).", label="ADA target", tunable=True, shown_if=_ada)
+    ada_kimg: float = option(500.0, "With --augment-p auto: thousands of images in which p may move from 0 to 1 "
+                             "(StyleGAN2-ADA: 500; smaller reacts faster on small data).", label="ADA speed (kimg)",
+                             tunable=True, shown_if=_ada)
     k_disc: int = option(1, "Discriminator steps per generator step (Algorithm 1's k).",
                          label="k (D steps per G step)", tunable=True)
     d_dropout: float = option(0.3, "Discriminator dropout (--arch mlp).", label="Discriminator dropout", tunable=True,
@@ -174,12 +197,12 @@ class TrainConfig:
     name: str = option("", "Run name (directory under --out).", resumable=True)
     resume: str | None = option(None, "auto | PATH of a run or checkpoint.", resumable=True, toml=False)
     allow_changes: bool = option(False, "On --resume, allow changing lr, beta1, beta2, k-disc, loss, d-dropout, "
-                                 "precision, r1, r2, reg-interval, augment and augment-p (e.g. a lower --lr after "
+                                 "precision, r1, r2, reg-interval, augment, augment-p, ada-target and ada-kimg (e.g. a lower --lr after "
                                  "a divergence); logged in events.jsonl.", resumable=True, toml=False)
     preset: str = option("", "A named, versioned recipe shipped with gan_dist (`gan presets` lists them): "
                          + " | ".join(PRESETS) + ". Its options sit above the defaults and below --config and "
                          "flags; NAME@VERSION insists on that version. Recorded as NAME@VERSION.",
-                         label="Preset")
+                         label="Preset", shown_if=lambda cfg: bool(cfg.get("preset")))
 
     # ---- conversions ---------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -247,6 +270,8 @@ class TrainConfig:
             need(getattr(self, key) >= 0, f"{flag(key)} must be 0 (off) or a positive gamma, got {getattr(self, key):g}")
         check_pack(self.pack, self.arch, self.batch_size, self.conditional, self.latent_codes)
         ops = check_augment(self.augment)
+        need(0 < self.ada_target < 1, f"--ada-target must lie in (0, 1), got {self.ada_target:g}")
+        need(self.ada_kimg > 0, f"--ada-kimg must be positive, got {self.ada_kimg:g}")
         p = parse_augment_p(self.augment_p)  # one line when it is neither a number in [0, 1] nor auto
         need(not self.channels_last or self.arch in CONV_ARCHS,
              f"--channels-last needs a convolutional --arch ({', '.join(CONV_ARCHS)}): the {self.arch} networks "
@@ -372,9 +397,14 @@ class OptionSpec:
     choices: tuple[str, ...]
     archs: tuple[str, ...] = ()  # the architectures it acts on; () for all
     or_number: bool = False  # text that may arrive as a number (TOML, JSON)
+    shown_if: typing.Callable[[typing.Mapping[str, Any]], bool] | None = None
 
     def acts_on(self, arch: str | None) -> bool:
         return not self.archs or arch in self.archs
+
+    def shown_for(self, cfg: typing.Mapping[str, Any]) -> bool:
+        """Whether the report's settings of the run recorded in `cfg` show this option."""
+        return self.acts_on(cfg.get("arch")) and (self.shown_if is None or self.shown_if(cfg))
 
 
 def _kind(annotation: Any) -> tuple[type, bool]:
@@ -396,7 +426,8 @@ def _option_table() -> dict[str, OptionSpec]:
         assert kind in (bool, int, float, str, tuple), f"option {f.name}: unsupported type {hints[f.name]}"
         table[f.name] = OptionSpec(f.name, kind, nullable, f.default, f.metadata["help"], f.metadata["label"],
                                    f.metadata["resumable"], f.metadata["tunable"], f.metadata["toml"],
-                                   f.metadata["choices"], f.metadata["archs"], f.metadata["or_number"])
+                                   f.metadata["choices"], f.metadata["archs"], f.metadata["or_number"],
+                                   f.metadata["shown_if"])
     return table
 
 

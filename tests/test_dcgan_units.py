@@ -124,7 +124,7 @@ def test_latent_codes_steer_g_and_q_reads_them_back_through_both_losses():
     # the D step adds Q's loss on the fake half only
     expected = discriminator_loss(logits[:3], logits[3:]) + code_loss(code_logits[3:], codes)
     opt_d = torch.optim.SGD(D.parameters(), lr=0.0)  # lr 0: D unchanged for the G step below
-    loss, _, _ = d_step(D, opt_d, real, fake, acc, codes=codes)
+    loss = d_step(D, opt_d, real, fake, acc, codes=codes).loss
     assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
     assert D.code_head[0].weight.grad.abs().sum() > 0  # Q learns in the D step
     z = torch.randn(3, 16)

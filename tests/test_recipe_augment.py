@@ -100,7 +100,7 @@ def test_ada_controller_by_hand():
     ada = AdaController(interval=2, ada_kimg=1.0)  # one step of 10 images moves p by 10 * 2 / 1000
     for _ in range(2):  # D sure of the reals: r_t = 0.8 > 0.6 -> p up
         ada.observe(sign_sum=8.0, count=10)
-        p = ada.step(global_batch=10)
+        p = ada.step(images=10)
     assert p == pytest.approx(0.02)
     ada.observe(2.0, 10)  # half an interval: nothing moves yet
     assert ada.step(10) == pytest.approx(0.02)
@@ -116,6 +116,9 @@ def test_ada_controller_by_hand():
     fresh = AdaController()  # the paper's: 500 kimg from 0 to 1, every 4 steps
     fresh.observe(64.0, 64)
     assert [fresh.step(64) for _ in range(4)][-1] == pytest.approx(64 * 4 / 500_000)
+    coarse = AdaController()  # called every 10 steps (a GPU's sync points): moves once, by 10 steps' images
+    coarse.observe(640.0, 640)
+    assert coarse.step(640, d_steps=10) == pytest.approx(640 / 500_000)
 
 
 def test_ada_state_survives_a_json_round_trip_mid_interval():

@@ -92,14 +92,20 @@ def test_every_tunable_option_is_named_by_allow_changes():
 def test_report_shows_recipe_settings_only_for_networks_they_act_on():
     from gan_dist.report.describe import config_rows
 
-    def labels(arch):
-        return {label for label, _ in config_rows(TrainConfig(arch=arch).to_dict())}
+    def labels(arch, **options):
+        return {label for label, _ in config_rows(TrainConfig(arch=arch, **options).to_dict())}
 
-    mlp, resnet = labels("mlp"), labels("resnet")
+    on = {"r1": 0.1, "augment": "translation", "augment_p": "auto", "pack": 2, "preset": "x@1"}
+    mlp, resnet = labels("mlp", **{k: v for k, v in on.items() if k != "pack"}), labels("resnet", **on)
     assert {"Loss", "R1 γ (real images)", "R2 γ (generated images)", "DiffAugment", "Augmentation p",
-            "Preset"} <= mlp & resnet
+            "ADA target", "Preset"} <= mlp & resnet
     assert {"Residual blocks per stage", "Images per D input (PacGAN)", "Base width"} <= resnet - mlp
     assert "Synchronised BatchNorm" not in resnet
+    # what is off stays out of the settings (the coursework's table keeps its rows)
+    plain = labels("mlp")
+    assert "Loss" in plain and not {"R1 γ (real images)", "DiffAugment", "Augmentation p", "ADA target",
+                                    "Images per D input (PacGAN)", "Preset"} & plain
+    assert "ADA target" not in labels("resnet", augment="translation", augment_p="0.5")
 
 
 # ---- presets ---------------------------------------------------------------------------------

@@ -213,7 +213,7 @@ def config_rows(cfg: dict) -> list[tuple[str, str]]:
     """The single report's configuration table: every labelled option the run recorded (the
     dataset has a table of its own), options of newer versions, then derived facts."""
     keys = [key for _, key in report_labels() if key in cfg and key not in ("dataset", "data_dir")
-            and OPTIONS[key].acts_on(cfg.get("arch"))]
+            and OPTIONS[key].shown_for(cfg)]
     keys += [key for key in setting_keys([cfg]) if key not in OPTIONS and key in cfg]
     rows = [(setting_label(key)[0], fmt(cfg[key], setting_label(key)[1])) for key in keys]
     return rows + [(label, fmt(cfg[key], spec)) for label, key, spec in DERIVED_ROWS if key in cfg]

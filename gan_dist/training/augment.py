@@ -138,7 +138,7 @@ ADA_INTERVAL = 4  # D steps between adjustments
 
 class AdaController:
     """ADA's heuristic (StyleGAN2-ADA training_loop.py): every `interval` D steps,
-    p += sign(r_t - target) * (batch * interval) / (ada_kimg * 1000), kept in [0, 1], with
+    p += sign(r_t - target) * (images since the last move) / (ada_kimg * 1000), kept in [0, 1], with
     r_t the mean sign of D's outputs on (augmented) real images over those steps
     (training/losses.py overfitting_signs says which sign for each loss). D too sure of the
     reals (r_t above 0.6) means it is overfitting: more augmentation.
@@ -153,28 +153,32 @@ class AdaController:
     def __init__(self, *, p: float = 0.0, target: float = ADA_TARGET, ada_kimg: float = ADA_KIMG,
                  interval: int = ADA_INTERVAL):
         self.p, self.target, self.ada_kimg, self.interval = float(p), float(target), float(ada_kimg), int(interval)
-        self.sign_sum, self.count, self.steps = 0.0, 0, 0
+        self.sign_sum, self.count, self.steps, self.images = 0.0, 0, 0, 0  # since p last moved
 
     def observe(self, sign_sum: float, count: int) -> None:
         """Add one D step's signs: their sum and how many there were."""
         self.sign_sum += float(sign_sum)
         self.count += int(count)
 
-    def step(self, global_batch: int) -> float:
-        """Call once after every D step; every `interval`-th call moves p. Returns p."""
-        self.steps += 1
-        if self.steps % self.interval == 0 and self.count:
+    def step(self, images: int, d_steps: int = 1) -> float:
+        """Call after the D steps whose signs were observed, with the global images they saw.
+        Once `interval` D steps have been observed since p last moved, p moves by the images
+        since then (ADA's batch * interval when called every step). The loop calls it at its
+        sync points: every step on the CPU, every 10 on a GPU. Returns p."""
+        self.steps += d_steps
+        self.images += images
+        if self.steps >= self.interval and self.count:
             r_t = self.sign_sum / self.count
             adjust = math.copysign(1.0, r_t - self.target) if r_t != self.target else 0.0
-            self.p = min(1.0, max(0.0, self.p + adjust * global_batch * self.interval / (self.ada_kimg * 1000)))
-            self.sign_sum, self.count = 0.0, 0
+            self.p = min(1.0, max(0.0, self.p + adjust * self.images / (self.ada_kimg * 1000)))
+            self.sign_sum, self.count, self.steps, self.images = 0.0, 0, 0, 0
         return self.p
 
     def state_dict(self) -> dict:
         return {"p": self.p, "target": self.target, "ada_kimg": self.ada_kimg, "interval": self.interval,
-                "sign_sum": self.sign_sum, "count": self.count, "steps": self.steps}
+                "sign_sum": self.sign_sum, "count": self.count, "steps": self.steps, "images": self.images}
 
     def load_state_dict(self, state: dict) -> None:
         self.p, self.target, self.ada_kimg = float(state["p"]), float(state["target"]), float(state["ada_kimg"])
-        self.interval, self.steps = int(state["interval"]), int(state["steps"])
+        self.interval, self.steps, self.images = int(state["interval"]), int(state["steps"]), int(state["images"])
         self.sign_sum, self.count = float(state["sign_sum"]), int(state["count"])

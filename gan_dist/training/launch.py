@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from gan_dist.config import TrainConfig, check_batch_split
+from gan_dist.config import TrainConfig, check_batch_split, check_pack_split
 from gan_dist.environment import RunEnvironment
 from gan_dist.errors import GanError
 from gan_dist.training.checkpoint import resolve_resume
@@ -95,7 +95,7 @@ def launch_training(cfg: TrainConfig, explicit: set[str] | frozenset = frozenset
     cfg = cfg.replace(cpu=plan.use_cpu)
     if plan.nodes == 1 and "master_port" not in explicit:
         cfg = cfg.replace(master_port=_free_port())  # one machine: any free port will do
-    check_batch_split(cfg.batch_size, plan.world_size)
+    check_pack_split(check_batch_split(cfg.batch_size, plan.world_size), cfg.pack)
     if plan.world_size == 1:
         return _train_here(cfg, env, stop_files, fault)
     return _spawn(cfg, plan, env, stop_files, fault)

@@ -22,13 +22,14 @@ from typing import Callable
 import torch
 
 from gan_dist import __version__
-from gan_dist.config import TrainConfig, check_batch_split
+from gan_dist.config import TrainConfig, check_batch_split, check_pack_split
 from gan_dist.datasets.resident import training_set
 from gan_dist.environment import RunEnvironment
 from gan_dist.errors import GanError
 from gan_dist.nets import check_image_shape, parameter_count
 from gan_dist.nets.generator_io import save_generator
 from gan_dist.rundir import RunDir, generator_record
+from gan_dist.training.augment import AdaController
 from gan_dist.training.backends import configure_backends
 from gan_dist.training.checkpoint import Checkpointer
 from gan_dist.training.faults import NO_HOOKS, StepHooks
@@ -42,7 +43,7 @@ from gan_dist.training.models import (
 from gan_dist.training.position import Position
 from gan_dist.training.progress import EpochProgress, History, LogWindow
 from gan_dist.training.randomness import Shard, StepRandomness
-from gan_dist.training.steps import draw_step, train_step
+from gan_dist.training.steps import Augmenter, draw_step, penalty_gammas, train_step
 from gan_dist.training.stopping import EXIT_STOPPED
 from gan_dist.training.tracking import Tracking
 
@@ -63,13 +64,16 @@ def train(cfg: TrainConfig, env: RunEnvironment, *, should_stop: StopCheck = lam
     # Processes, devices and the training set.
     accelerator = make_accelerator(cfg, env)
     shard = Shard(accelerator.process_index, accelerator.num_processes, cfg.batch_size)
-    check_batch_split(cfg.batch_size, shard.world)
+    check_pack_split(check_batch_split(cfg.batch_size, shard.world), cfg.pack)
     data = training_set(cfg, accelerator)  # prepared, packed once, on the device or in host memory
     check_image_shape(cfg.arch, data.shape)
     device, steps = accelerator.device, len(data) // cfg.batch_size
 
-    # Networks, optimisers and the EMA, identical on every process.
+    # Networks, optimisers and the EMA, identical on every process; DiffAugment's p (fixed, or
+    # ADA's controller, which checkpoints save).
     models = build_training_models(cfg, net_spec(cfg, data), accelerator)
+    ada = (AdaController(target=cfg.ada_target, ada_kimg=cfg.ada_kimg)
+           if cfg.augment_ops and cfg.augment_probability is None else None)
 
     # Resume from a checkpoint, or start the run directory.
     run = RunDir(cfg.run_dir, is_main=accelerator.is_main_process)
@@ -79,6 +83,8 @@ def train(cfg: TrainConfig, env: RunEnvironment, *, should_stop: StopCheck = lam
     if cfg.resume:
         position, saved = checkpointer.restore(Path(cfg.resume), steps, tensor_state=tensor_state)
         history.load_state_dict(saved)
+        if ada is not None and saved.get("augment"):
+            ada.load_state_dict({**saved["augment"], "target": cfg.ada_target, "ada_kimg": cfg.ada_kimg})  # p goes on
         if saved.get("partial"):
             progress.load_state_dict(saved["partial"], shard.rank, shard.world)
         apply_optimiser_settings(cfg, models)
@@ -100,6 +106,7 @@ def train(cfg: TrainConfig, env: RunEnvironment, *, should_stop: StopCheck = lam
     sync_every = sync_interval(device)
     order = rng.order(position.epoch, len(data), steps, cfg.batch_size)[:, shard.rows()]  # (steps, per_process)
     window = LogWindow.start(progress, position.step)
+    ada_signs, since_sync = torch.zeros(2, device=device), 0  # ADA's sign sum and count, steps since the last sync
     progress.restart_clock()
     stop_reason: str | None = None
     bar = _progress_bar(accelerator.is_main_process)
@@ -109,9 +116,19 @@ def train(cfg: TrainConfig, env: RunEnvironment, *, should_stop: StopCheck = lam
             while position.epochs_done < cfg.epochs:
                 hooks.before_step(shard.rank, position, models)
                 batch = draw_step(cfg, models.spec, rng, data, order, position, shard)
+                augment = None
+                if cfg.augment_ops:
+                    p = ada.p if ada is not None else cfg.augment_probability
+                    augment = Augmenter(cfg.augment_ops, p, rng.augment(position.epoch, position.step), shard.rows(),
+                                        cfg.batch_size)
                 rng.seed_dropout(position.epoch, position.step, shard.rank)
-                progress.record(*train_step(cfg, models, batch, accelerator,
-                                            images_seen=position.global_step * cfg.batch_size))
+                stats = train_step(cfg, models, batch, accelerator, images_seen=position.global_step * cfg.batch_size,
+                                   gammas=penalty_gammas(cfg, position.global_step), augment=augment,
+                                   ada=ada is not None)
+                progress.record(stats)
+                if ada is not None:
+                    ada_signs += stats.signs
+                since_sync += 1
                 position = position.advanced()
                 if not (position.at_epoch_end or position.step % sync_every == 0):
                     continue
@@ -120,19 +137,26 @@ def train(cfg: TrainConfig, env: RunEnvironment, *, should_stop: StopCheck = lam
                 log_now = tracking.active and window.due(position.step, cfg.log_every)
                 agreed = agree(accelerator, progress, stop=bool(should_stop() or hooks.stop_reason()),
                                checkpoint_due=accelerator.is_main_process and checkpointer.due(position),
-                               window=window.delta(progress) if log_now else None)
+                               window=window.delta(progress) if log_now else None,
+                               ada_signs=ada_signs if ada is not None else None)
                 if agreed.diverged:
                     raise Diverged(divergence_message(position, checkpointer.newest(), cfg.lr, sync_every))
+                if ada is not None:  # every process moves p the same way, from every process's signs
+                    ada.observe(*agreed.ada_signs)
+                    ada.step(since_sync * cfg.batch_size, d_steps=since_sync)
+                    ada_signs.zero_()
+                since_sync = 0
                 if agreed.window is not None:
-                    tracking.scalars(LogWindow.means(agreed.window, shard.world, position.step - window.step),
-                                     position.global_step)
+                    values = LogWindow.means(agreed.window, shard.world, position.step - window.step,
+                                             penalties=bool(cfg.r1 or cfg.r2))
+                    tracking.scalars(values | ({"augment/p": ada.p} if ada is not None else {}), position.global_step)
                     window = LogWindow.start(progress, position.step)
                 if agreed.stop and stop_reason is None:
                     stop_reason = (getattr(should_stop, "reason", lambda: None)() or hooks.stop_reason()
                                    or "stop request (another process)")
 
                 if position.at_epoch_end:  # close the epoch: row, samples, evaluation, checkpoint
-                    row = epoch_row(accelerator, progress, position, cfg, shard, history)
+                    row = epoch_row(accelerator, progress, position, cfg, shard, history, ada)
                     position = position.closed_epoch()
                     history.append(row)
                     run.append_metrics(row)
@@ -147,7 +171,8 @@ def train(cfg: TrainConfig, env: RunEnvironment, *, should_stop: StopCheck = lam
 
                         quality = evaluate_generator_into_run(run, models.G_shown, position.epochs_done)
                         tracking.quality(quality, position.global_step)
-                    checkpointer.save(position, checkpoint_state(cfg, shard, history, models), tensor_state=tensor_state)
+                    checkpointer.save(position, checkpoint_state(cfg, shard, history, models, ada=ada),
+                                      tensor_state=tensor_state)
                     run.write_status("running", epoch=position.epochs_done, epochs=cfg.epochs)
                     bar.update(task, completed=position.epochs_done, refresh=True, description=_bar_text(row, cfg))
                     if stop_reason is not None and position.epochs_done < cfg.epochs:
@@ -157,7 +182,7 @@ def train(cfg: TrainConfig, env: RunEnvironment, *, should_stop: StopCheck = lam
                     order = rng.order(position.epoch, len(data), steps, cfg.batch_size)[:, shard.rows()]
                 elif stop_reason is not None or agreed.checkpoint_due:  # mid-epoch, every process at this step
                     partial = progress.state_dict(accelerator, position.step)
-                    checkpointer.save(position, checkpoint_state(cfg, shard, history, models, partial),
+                    checkpointer.save(position, checkpoint_state(cfg, shard, history, models, partial, ada=ada),
                                       tensor_state=tensor_state)
                     if stop_reason is not None:
                         break
@@ -217,8 +242,22 @@ def run_record(cfg: TrainConfig, env: RunEnvironment, accelerator, data, models:
                            "discriminator": parameter_count(models.D_plain)},
             "architecture": describe_models(models.G_plain, models.D_plain),
             "num_classes": models.spec.num_classes, "grid": grid_layout(models.spec.label_values),
-            **generator_record(models.ema is not None),
+            **generator_record(models.ema is not None), "loss_terms": loss_terms(cfg, models.spec),
             "env": host_record(accelerator, env), "environment_variables": env.record()}
+
+
+def loss_terms(cfg: TrainConfig, spec) -> dict[str, str]:
+    """What the logged losses hold, term by term (metrics.jsonl and the trackers)."""
+    from gan_dist.training.losses import LOSSES
+
+    code = " + InfoGAN code cross-entropy" if spec.latent_codes else ""
+    terms = {"d_loss": LOSSES[cfg.loss].d_terms + code, "g_loss": LOSSES[cfg.loss].g_terms + code}
+    lazy = f", gamma x {cfg.reg_interval} on every {cfg.reg_interval}th D step, 0 between" if cfg.reg_interval > 1 else ""
+    for key, images in (("r1", "real"), ("r2", "generated")):
+        if getattr(cfg, key):
+            terms[f"{key}_penalty"] = (f"(gamma/2) E|grad_x D(x)|^2 on {images} images before augmentation, "
+                                       f"gamma {getattr(cfg, key):g}{lazy}; logged apart, not in d_loss")
+    return terms
 
 
 def host_record(accelerator, env: RunEnvironment) -> dict:
@@ -242,19 +281,23 @@ class Agreement:
     checkpoint_due: bool
     diverged: bool
     window: list[float] | None  # the logging window's sums over every process, when logging
+    ada_signs: list[float] | None  # ADA's sign sum and count over every process, since the last sync
 
 
 def agree(accelerator, progress: EpochProgress, *, stop: bool, checkpoint_due: bool,
-          window: torch.Tensor | None) -> Agreement:
+          window: torch.Tensor | None, ada_signs: torch.Tensor | None = None) -> Agreement:
     """Collective: ONE small all-reduce carries the stop requests, the timed-checkpoint clock
-    (rank 0's), the divergence flag and the logging window."""
+    (rank 0's), the divergence flag, ADA's signs and the logging window."""
     device = progress.sums.device
     parts = [torch.tensor([float(stop), float(checkpoint_due)], device=device),
              (~torch.isfinite(progress.sums)).any().float().unsqueeze(0)]
+    if ada_signs is not None:
+        parts.append(ada_signs)
     if window is not None:
         parts.append(window)
     summed = accelerator.reduce(torch.cat(parts), reduction="sum").tolist()
-    return Agreement(summed[0] > 0, summed[1] > 0, summed[2] > 0, summed[3:] if window is not None else None)
+    signs, rest = (summed[3:5], summed[5:]) if ada_signs is not None else (None, summed[3:])
+    return Agreement(summed[0] > 0, summed[1] > 0, summed[2] > 0, rest if window is not None else None, signs)
 
 
 def divergence_message(position: Position, newest: Path | None, lr: float, sync_every: int) -> str:
@@ -270,28 +313,40 @@ def divergence_message(position: Position, newest: Path | None, lr: float, sync_
 
 
 def epoch_row(accelerator, progress: EpochProgress, position: Position, cfg: TrainConfig, shard: Shard,
-              history: History) -> dict:
-    """Collective: the epoch's metrics.jsonl row, means over every step on every process."""
+              history: History, ada: AdaController | None = None) -> dict:
+    """Collective: the epoch's metrics.jsonl row, means over every step on every process; the
+    penalties (mean term per D step, as applied) and DiffAugment's p when the run has them."""
     sums = accelerator.reduce(progress.sums, reduction="mean")  # mean over processes
     steps, g_steps = position.step, max(progress.g_steps, 1)
     # .tolist() is a host sync: on a GPU the clock stops only after the work
-    d_loss, d_real, d_fake, g_loss = (sums / torch.tensor([steps, steps, steps, g_steps],
-                                                          device=sums.device)).tolist()
+    d_loss, d_real, d_fake, g_loss, r1, r2 = (sums / torch.tensor([steps, steps, steps, g_steps, steps, steps],
+                                                                  device=sums.device)).tolist()
     seconds = progress.elapsed_seconds(accelerator)
-    return {"epoch": position.epoch, "g_loss": g_loss, "d_loss": d_loss, "d_real": d_real, "d_fake": d_fake,
-            "seconds": seconds, "images_per_second": steps * cfg.batch_size / seconds,
-            "world_size": shard.world, "steps": steps, "elapsed_seconds": history.elapsed_seconds + seconds}
+    row = {"epoch": position.epoch, "g_loss": g_loss, "d_loss": d_loss, "d_real": d_real, "d_fake": d_fake,
+           "seconds": seconds, "images_per_second": steps * cfg.batch_size / seconds,
+           "world_size": shard.world, "steps": steps, "elapsed_seconds": history.elapsed_seconds + seconds}
+    if cfg.r1:
+        row["r1_penalty"] = r1
+    if cfg.r2:
+        row["r2_penalty"] = r2
+    if cfg.augment_ops:
+        row["augment_p"] = ada.p if ada is not None else cfg.augment_probability
+    return row
 
 
 def checkpoint_state(cfg: TrainConfig, shard: Shard, history: History, models: Models,
-                     partial: dict | None = None) -> dict:
+                     partial: dict | None = None, *, ada: AdaController | None = None) -> dict:
     """trainer_state.json besides the position: the epoch in progress (mid-epoch), the history,
-    the config and what the tensor pieces are."""
+    the config, ADA's controller (so a resumed run continues with the same p) and what the
+    tensor pieces are."""
     from gan_dist.training.ema import EMA_FILE
 
     ema = {"file": EMA_FILE, "ema_kimg": cfg.ema_kimg} if models.ema is not None else None
-    return {"partial": partial, **history.state_dict(), "world_size": shard.world, "config": cfg.to_dict(),
-            "ema": ema}
+    state = {"partial": partial, **history.state_dict(), "world_size": shard.world, "config": cfg.to_dict(),
+             "ema": ema}
+    if ada is not None:
+        state["augment"] = ada.state_dict()
+    return state
 
 
 def save_generators(run: RunDir, models: Models, epoch: int, *, final: bool = False) -> None:

@@ -38,7 +38,7 @@ def net_spec(cfg: TrainConfig, data) -> NetSpec:
     """What to build for this config and the placed training set."""
     return NetSpec(arch=cfg.arch, latent_dim=cfg.latent_dim, image_shape=data.shape, d_dropout=cfg.d_dropout,
                    fast_dropout=cfg.fast_dropout, num_classes=data_classes(data) if cfg.conditional else 0,
-                   width=cfg.width, latent_codes=cfg.latent_codes)
+                   width=cfg.width, latent_codes=cfg.latent_codes, pack=cfg.pack, blocks=cfg.blocks)
 
 
 def data_classes(data) -> int:

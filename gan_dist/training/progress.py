@@ -9,26 +9,28 @@ from dataclasses import dataclass, field
 
 import torch
 
+SLOTS = 6  # the statistics summed per epoch: d_loss, d_real, d_fake, g_loss, r1, r2
+
 
 @dataclass
 class EpochProgress:
     """The epoch in progress. Statistics stay on the device between sync points; the clock
     counts this epoch's training time, across lives (a mid-epoch resume adds to `seconds`)."""
 
-    sums: torch.Tensor  # (4,): d_loss, d_real, d_fake, g_loss summed over the epoch's steps
+    sums: torch.Tensor  # (SLOTS,): d_loss, d_real, d_fake, g_loss, r1, r2 summed over the epoch's steps
     g_steps: int = 0
     seconds: float = 0.0  # training time of this epoch in earlier lives
     started: float = field(default_factory=time.perf_counter)  # this life's clock
 
     @classmethod
     def fresh(cls, device) -> "EpochProgress":
-        return cls(torch.zeros(4, device=device))
+        return cls(torch.zeros(SLOTS, device=device))
 
-    def record(self, d_loss, d_real, d_fake, g_loss) -> None:
-        """Add one step's statistics, on the device: no host sync."""
-        self.sums[:3] += torch.stack([d_loss, d_real, d_fake])
-        if g_loss is not None:
-            self.sums[3] += g_loss
+    def record(self, stats) -> None:
+        """Add one step's statistics (training/steps.py StepStats), on the device: no host sync."""
+        self.sums[[0, 1, 2, 4, 5]] += torch.stack([stats.d_loss, stats.d_real, stats.d_fake, stats.r1, stats.r2])
+        if stats.g_loss is not None:
+            self.sums[3] += stats.g_loss
             self.g_steps += 1
 
     def restart_clock(self) -> None:
@@ -42,7 +44,7 @@ class EpochProgress:
     def state_dict(self, accelerator, steps_done: int) -> dict:
         """Collective. Every process's exact float32 sums (each process resumes with its own, so
         the epoch's row repeats exactly)."""
-        per_rank = accelerator.gather(self.sums.unsqueeze(0))  # (world, 4)
+        per_rank = accelerator.gather(self.sums.unsqueeze(0))  # (world, SLOTS)
         g_steps = accelerator.gather(torch.tensor([self.g_steps], device=self.sums.device))
         return {"sums": per_rank.tolist(), "steps_done": steps_done, "g_steps": g_steps.tolist(),
                 "seconds": self.elapsed_seconds(accelerator)}
@@ -50,7 +52,7 @@ class EpochProgress:
     def load_state_dict(self, state: dict, rank: int, world: int) -> None:
         """Rank `rank`'s share of a saved epoch in progress. Resumed on another number of
         processes, every process takes the mean (a valid continuation, not a bit-identical one)."""
-        sums, g_steps = state["sums"], state["g_steps"]
+        sums, g_steps = [row + [0.0] * (SLOTS - len(row)) for row in state["sums"]], state["g_steps"]  # older: 4 slots
         if len(sums) == world:
             mine, my_g = sums[rank], g_steps[rank]
         else:
@@ -97,15 +99,17 @@ class LogWindow:
         return step - self.step >= log_every
 
     def delta(self, progress: EpochProgress) -> torch.Tensor:
-        """(5,): summed d_loss, d_real, d_fake, g_loss and G steps since the last log; all-reduce it."""
+        """(SLOTS + 1,): the summed statistics and G steps since the last log; all-reduce it."""
         g = torch.tensor([float(progress.g_steps - self.g_steps)], device=progress.sums.device)
         return torch.cat([progress.sums - self.sums, g])
 
     @staticmethod
-    def means(summed: list[float], world: int, steps: int) -> dict[str, float]:
+    def means(summed: list[float], world: int, steps: int, penalties: bool = False) -> dict[str, float]:
         """Means over the window's steps and every process, from the all-reduced delta."""
-        d_loss, d_real, d_fake, g_loss, g_steps = summed
+        d_loss, d_real, d_fake, g_loss, r1, r2, g_steps = summed
         values = {"loss/d": d_loss / world / steps, "d/real": d_real / world / steps, "d/fake": d_fake / world / steps}
         if g_steps:
             values["loss/g"] = g_loss / g_steps  # g_steps is summed over processes too
+        if penalties:
+            values |= {"penalty/r1": r1 / world / steps, "penalty/r2": r2 / world / steps}
         return values

@@ -48,6 +48,12 @@ class StepRandomness:
         self.generator.manual_seed(stream_seed(self.seed, "labels", epoch, step))
         return torch.randint(classes, (2, global_batch), generator=self.generator, device=self.device)
 
+    def augment(self, epoch: int, step: int) -> torch.Generator:
+        """DiffAugment's stream of the step (training/steps.py Augmenter draws from it in a fixed
+        order, for the global batch): the generator itself, seeded; use it before the next draw."""
+        self.generator.manual_seed(stream_seed(self.seed, "augment", epoch, step))
+        return self.generator
+
     def seed_dropout(self, epoch: int, step: int, rank: int) -> None:
         """Dropout draws from the global RNG: seed it per (epoch, step, rank)."""
         torch.manual_seed(stream_seed(self.seed, "dropout", epoch, step, rank))
