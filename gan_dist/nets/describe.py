@@ -16,16 +16,22 @@ def _shape(value) -> str:
 
 @torch.no_grad()
 def layer_table(module: nn.Module, *inputs: torch.Tensor) -> list[dict]:
-    """One row per leaf layer in call order: {"layer", "output", "parameters"}.
+    """One row per leaf layer in call order: {"layer", "output", "parameters"}, and
+    {"block", "block_type"} (its enclosing module's name and class) for a layer inside a
+    module that is neither the network nor a plain container (a residual block).
 
     Traced with forward hooks on a batch of 2 in eval mode, so it works for every
     architecture without the network listing itself; the module's mode is restored."""
     rows: list[dict] = []
     hooks = []
+    blocks = _enclosing_blocks(module)
     for leaf in (m for m in module.modules() if not list(m.children())):
         def record(layer, _args, output, rows=rows):
-            rows.append({"layer": _layer_text(layer), "output": _shape(output),
-                         "parameters": sum(p.numel() for p in layer.parameters(recurse=False))})
+            row = {"layer": _layer_text(layer), "output": _shape(output),
+                   "parameters": sum(p.numel() for p in layer.parameters(recurse=False))}
+            if layer in blocks:
+                row["block"], row["block_type"] = blocks[layer]
+            rows.append(row)
         hooks.append(leaf.register_forward_hook(record))
     was_training = module.training
     module.eval()
@@ -36,6 +42,21 @@ def layer_table(module: nn.Module, *inputs: torch.Tensor) -> list[dict]:
         for hook in hooks:
             hook.remove()
     return rows
+
+
+CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+
+
+def _enclosing_blocks(module: nn.Module) -> dict[nn.Module, tuple[str, str]]:
+    """leaf -> (name, class) of the innermost module around it that is neither the network
+    nor a plain container: a residual block, say, whose layers the report shows as one unit."""
+    blocks: dict[nn.Module, tuple[str, str]] = {}
+    for name, block in module.named_modules():  # outer before inner: inner blocks win
+        if name and not isinstance(block, CONTAINERS) and list(block.children()):
+            for leaf in block.modules():
+                if not list(leaf.children()):
+                    blocks[leaf] = (name, type(block).__name__)
+    return blocks
 
 
 def _layer_text(layer: nn.Module) -> str:

@@ -1,7 +1,8 @@
 """`gan compare RUN_DIR... -o compare.pdf`: several runs in one document.
 
-Loss curves and D outputs overlaid, speed, quality over epochs, the final grids side by side,
-and a table of only the settings that differ. When the runs differ only in where they ran
+Loss curves and D outputs overlaid (reference lines and legends follow the runs' losses),
+the penalties and augmentation p where runs logged them, speed, quality over epochs, the
+final grids side by side, and a table of only the settings that differ. When the runs differ only in where they ran
 (processes x nodes), a scaling table and plot: images/s against processes, speed-up and
 efficiency relative to the smallest world size.
 
@@ -33,6 +34,7 @@ from gan_dist.report.plots import (
     disc_figure,
     loss_figure,
     quality_figure,
+    recipe_figure,
     scaling_figure,
     speed_figure,
 )
@@ -53,6 +55,12 @@ def run_labels(runs: Sequence[dict]) -> list[str]:
     return [f"{label} ({i + 1})" if labels.count(label) > 1 else label for i, label in enumerate(labels)]
 
 
+def _off_as_none(value: Any) -> Any:
+    """Off (no, 0, empty) and not acting (None, shown '—') say the same thing: a dcgan's
+    'conditional: no' beside an MLP's '—' is no difference."""
+    return None if isinstance(value, (bool, int, float, str, list, tuple)) and not value else value
+
+
 def differences(runs: Sequence[dict]) -> list[dict[str, Any]]:
     """Only the settings whose values are not all equal, as table rows (one value per run).
     Identity and paths (name, out, resume, data_dir, env) are not settings; where the run ran
@@ -61,7 +69,8 @@ def differences(runs: Sequence[dict]) -> list[dict[str, Any]]:
     rows = []
     for key in d.setting_keys(configs):
         values = [d.setting_value(cfg, key) for cfg in configs]
-        if any(v != values[0] for v in values[1:]):
+        compared = [_off_as_none(v) for v in values]
+        if any(v != compared[0] for v in compared[1:]):
             label, spec = d.setting_label(key)
             rows.append({"label": label, "option": "--" + key.replace("_", "-"), "key": key,
                          "kind": d.setting_kind(key),
@@ -112,6 +121,7 @@ def _glance(run: dict) -> dict[str, str]:
     return {
         "Run directory": str(run["dir"]), "Dataset": d.dataset_facts(cfg)["title"],
         "Networks": d.network_facts(cfg)["phrase"],
+        "Loss (D and G loss where D cannot tell)": _loss_words(cfg),
         "Epochs": f"{last['epoch']} of {d.fmt(cfg.get('epochs'))}",
         "World size (processes)": d.placement(cfg, metrics)["text"],
         "Device": d.placement(cfg, metrics)["device"],
@@ -124,6 +134,26 @@ def _glance(run: dict) -> dict[str, str]:
         "Training time": d.duration(last.get("elapsed_seconds")),
         "Last FD (epoch)": (f"{d.fmt(quality.get('fd'), '.2f')} ({quality['epoch']})" if quality else "—"),
     }
+
+
+def _loss_words(cfg: dict) -> str:
+    facts = d.loss_facts(cfg)
+    return f"{facts.name} ({facts.words})" if facts.words else facts.name
+
+
+def recipe_caption(runs: Sequence[dict]) -> str:
+    """The caption of the penalties / p figure, naming only the panels it has."""
+    rows = [row for run in runs for row in run["metrics"]]
+    parts = []
+    if d.numbers(rows, "r1_penalty") or d.numbers(rows, "r2_penalty"):
+        parts.append("the gradient penalties as added to D's loss (mean per D step; R1 solid, R2 dashed; not part "
+                     "of the discriminator losses above)")
+    if d.numbers(rows, "augment_p"):
+        parts.append("DiffAugment's probability p at the end of each epoch")
+    if not parts:
+        return ""
+    text = f"Left: {parts[0]}; right: {parts[1]}" if len(parts) == 2 else parts[0][0].upper() + parts[0][1:]
+    return text + ", for the runs that logged them."
 
 
 def build_context(runs: Sequence[dict], *, title: str | None) -> dict[str, Any]:
@@ -145,7 +175,8 @@ def build_context(runs: Sequence[dict], *, title: str | None) -> dict[str, Any]:
         notes.append(f"Quality was measured in different feature spaces ({', '.join(sorted(measured))}): "
                      "Fréchet distances are comparable only between runs measured in the same one.")
     palette = [f"C{i % 10}" for i in range(len(runs))]
-    series = [Series(label, r["metrics"], r["quality"], color=c) for label, r, c in zip(labels, runs, palette)]
+    series = [Series(label, r["metrics"], r["quality"], color=c, loss=d.loss_facts(r["config"]).name)
+              for label, r, c in zip(labels, runs, palette)]
     glance = [_glance(r) for r in runs]
     grid_mm = 62.0 if len(runs) == 2 else 46.0
     finals = []
@@ -160,7 +191,8 @@ def build_context(runs: Sequence[dict], *, title: str | None) -> dict[str, Any]:
                    if any(g[key] != "—" for g in glance)],
         "scaling": scaling(runs, labels, diffs), "finals": finals, "thirds": len(runs) > 2,
         "plots": {"loss": loss_figure(series), "disc": disc_figure(series), "speed": speed_figure(series),
-                  "quality": quality_figure(series, fd_label)},
+                  "quality": quality_figure(series, fd_label), "recipe": recipe_figure(series)},
+        "losses": d.overlay_losses([s.loss for s in series]), "recipe_caption": recipe_caption(runs),
     }
 
 

@@ -12,10 +12,12 @@ import re
 import statistics
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from gan_dist.config import OPTIONS, report_labels
 from gan_dist.report.rundata import png_size
+from gan_dist.training.augment import AUGMENTS
 
 DEFAULT_EPOCHS = (10, 20, 50, 100)
 MAX_FIGURES = 8  # more saved grids than this: show a spread of them, not pages of grids
@@ -115,9 +117,29 @@ def dataset_rows(data: dict) -> list[tuple[str, str]]:
 
 
 # --- the networks ---------------------------------------------------------------------------
-ARCH_TITLES = {"mlp": "MLP", "dcgan": "DCGAN"}
+ARCH_TITLES = {"mlp": "MLP", "dcgan": "DCGAN", "resnet": "residual (R3GAN-style)"}
 _REPR_NOISE = re.compile(r"\b(in_features|out_features|negative_slope|p|num_features)=|, bias=True|"
-                         r", inplace=False|, affine=True|, track_running_stats=True")
+                         r", inplace=False|, affine=True|, track_running_stats=True|"
+                         r"\(start_dim=1, end_dim=-1\)|, stride=\(1, 1\)|, eps=1e-05|, momentum=0.1")
+# torch's conv reprs, shortened for a table: kernel_size=(3, 3) -> 3×3, stride=(2, 2) -> stride 2
+_REPR_SHORT = [(re.compile(r"kernel_size=\((\d+), (\d+)\)"), lambda m: f"{m[1]}×{m[2]}"),
+               (re.compile(r"\b(stride|padding|output_padding)=\((\d+), \2\)"),
+                lambda m: f"{m[1].replace('_', ' ')} {m[2]}"),
+               (re.compile(r"\bgroups=(\d+)"), lambda m: f"groups {m[1]}"),
+               (re.compile(r"\bbias=False"), lambda m: "no bias"),
+               (re.compile(r" -> "), lambda m: " → "), (re.compile(r"(?<=\d) x (?=\d)"), lambda m: " × "),
+               (re.compile(r"(?<=\d)x(?=\d)"), lambda m: "×"),
+               (re.compile(r"filter=\[([^\]]*)\]"), lambda m: "filter [" + re.sub(r"\.0\b", "", m[1]) + "]")]
+# Blocks a layer table shows as one unit (nets/describe.py records each layer's enclosing block)
+BLOCK_TITLES = {"ResidualBlock": "Residual block: its input is added to the output of the layers below"}
+
+
+def layer_text(text: str) -> str:
+    """A layer's repr as the tables show it: defaults dropped, conv geometry shortened."""
+    text = _REPR_NOISE.sub("", str(text))
+    for pattern, short in _REPR_SHORT:
+        text = pattern.sub(short, text)
+    return text
 
 
 def network_facts(cfg: dict) -> dict[str, Any]:
@@ -131,24 +153,165 @@ def network_facts(cfg: dict) -> dict[str, Any]:
               + (["EMA generator"] if source == "ema" else []))
     return {"arch": arch, "title": ARCH_TITLES.get(arch, arch), "conditional": conditional,
             "latent_codes": codes, "code_loss_chance": math.log(codes) if codes else None,
-            "ema_kimg": ema, "sample_source": source,
+            "ema_kimg": ema, "sample_source": source, "basis": _basis_size(cfg),
+            "width": cfg.get("width"), "blocks": cfg.get("blocks"),
             "phrase": phrase + (f" ({', '.join(extras)})" if extras else "")}
+
+
+def _basis_size(cfg: dict) -> str | None:
+    """The side of the resnet generator's learned basis, read from its layer table ("7 × 7")."""
+    arch = cfg.get("architecture") if isinstance(cfg.get("architecture"), dict) else {}
+    for row in arch.get("generator") or []:
+        if isinstance(row, dict) and str(row.get("layer", "")).startswith("GenerativeBasis"):
+            dims = re.findall(r"\d+", str(row.get("output", "")))
+            return f"{dims[-2]} × {dims[-1]}" if len(dims) >= 2 else None
+    return None
 
 
 def network_tables(cfg: dict) -> list[dict[str, Any]]:
     """One entry per network: its parameter count and either a layer table (rows written as
-    {layer, output, parameters}) or, for old runs that wrote layer reprs, a chain of layers."""
+    {layer, output, parameters}, with a heading row where a block of BLOCK_TITLES starts) or,
+    for old runs that wrote layer reprs, a chain of layers."""
     arch = cfg.get("architecture") if isinstance(cfg.get("architecture"), dict) else {}
     params = cfg.get("parameters") if isinstance(cfg.get("parameters"), dict) else {}
     nets = []
     for name in ("generator", "discriminator"):
         rows = arch.get(name) if isinstance(arch.get(name), list) else []
-        table = [{"layer": _REPR_NOISE.sub("", str(r.get("layer", ""))), "output": fmt(r.get("output")),
-                  "parameters": fmt(r.get("parameters"), ",")} for r in rows if isinstance(r, dict)]
-        chain = " → ".join(_REPR_NOISE.sub("", str(r)) for r in rows if not isinstance(r, dict))
+        table, block = [], None
+        for r in rows:
+            if not isinstance(r, dict):
+                continue
+            title = BLOCK_TITLES.get(str(r.get("block_type")))
+            inside = title is not None and r.get("block") is not None
+            if inside and r.get("block") != block:
+                table.append({"heading": title, "inside": False})
+            block = r.get("block") if inside else None
+            table.append({"heading": None, "layer": layer_text(r.get("layer", "")), "output": fmt(r.get("output")),
+                          "parameters": fmt(r.get("parameters"), ","), "inside": inside})
+        chain = " → ".join(layer_text(r) for r in rows if not isinstance(r, dict))
         nets.append({"name": name.capitalize(), "parameters": params.get(name),
                      "table": table, "chain": chain})
     return nets
+
+
+# --- the losses -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LossFacts:
+    """What a run's logged losses mean. `bce`: D's output is a probability, sigmoid(logit), and
+    1/2 means D cannot tell; the others read logits. d_rest / g_rest: L_D and L_G where D
+    cannot tell real from generated (hinge: with D = 0; None where unknown), their TeX for
+    plot labels, and the plain text the comparison's tables show."""
+
+    name: str
+    bce: bool
+    d_rest: float | None
+    g_rest: float | None
+    d_tex: str = ""
+    g_tex: str = ""
+    words: str = ""
+
+
+LOSS_FACTS = {
+    "nonsaturating": LossFacts("nonsaturating", True, 2 * LN2, LN2, r"2\ln 2", r"\ln 2", "1.386, 0.693"),
+    "minimax": LossFacts("minimax", True, 2 * LN2, -LN2, r"2\ln 2", r"-\ln 2", "1.386, −0.693"),
+    "hinge": LossFacts("hinge", False, 2.0, 0.0, "2", "0", "2, 0 with D ≡ 0"),
+    "rpgan": LossFacts("rpgan", False, LN2, LN2, r"\ln 2", r"\ln 2", "0.693, 0.693"),
+}
+
+
+def loss_facts(cfg: dict) -> LossFacts:
+    """The run's loss; a loss this version does not know: nothing claimed about its values."""
+    name = str(cfg.get("loss") or "nonsaturating")
+    return LOSS_FACTS.get(name) or LossFacts(name, False, None, None)
+
+
+def loss_terms(cfg: dict) -> dict[str, str]:
+    """What config.json says each logged loss holds (runs before loss_terms: {})."""
+    terms = cfg.get("loss_terms")
+    return {str(k): str(v) for k, v in terms.items()} if isinstance(terms, dict) else {}
+
+
+def overlay_losses(losses: Sequence[str]) -> dict[str, Any]:
+    """What overlaid curves of runs with these losses can show: the names in order, whether
+    they are all one loss (`same`: its facts), all BCE (1/2 on D's outputs), all hinge."""
+    names = list(dict.fromkeys(str(n or "nonsaturating") for n in losses))
+    facts = [loss_facts({"loss": n}) for n in names]
+    return {"names": names, "same": facts[0] if len(names) == 1 else None,
+            "bce": all(f.bce for f in facts), "hinge": all(f.name == "hinge" for f in facts),
+            "bce_names": [f.name for f in facts if f.bce], "other_names": [f.name for f in facts if not f.bce]}
+
+
+# --- the modern recipe: penalties, packing, augmentation -----------------------------------------
+def _last(rows: Sequence[dict], key: str) -> tuple[int, float] | None:
+    """(epoch, value) of the last row that has a number under `key`."""
+    for row in reversed(rows):
+        if numbers([row], key):
+            return row["epoch"], row[key]
+    return None
+
+
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
+
+
+def recipe_facts(cfg: dict, rows: Sequence[dict]) -> dict[str, Any]:
+    """R1/R2, PacGAN and DiffAugment as the run recorded them, with the last logged values;
+    `used` is False for a run with none of them (the coursework's)."""
+    r1, r2 = _number(cfg.get("r1")), _number(cfg.get("r2"))
+    interval = int(_number(cfg.get("reg_interval")) or 1)
+    pack = int(_number(cfg.get("pack")) or 1)
+    ops = [op.strip() for op in str(cfg.get("augment") or "").split(",") if op.strip()]
+    p_text = str(cfg.get("augment_p", "1.0"))
+    auto = bool(ops) and p_text == "auto"
+    try:
+        p_fixed = None if auto else float(p_text)
+    except ValueError:
+        p_fixed = None
+    ops_words = [f"{op} ({AUGMENTS[op].about.split(':')[0]})" if op in AUGMENTS else op for op in ops]
+    return {"used": bool(r1 or r2 or pack > 1 or ops), "r1": r1, "r2": r2, "interval": interval,
+            "penalised": bool(r1 or r2), "r1_last": _last(rows, "r1_penalty"), "r2_last": _last(rows, "r2_penalty"),
+            "pack": pack, "ops": ops, "ops_words": ops_words, "auto": auto, "p_fixed": p_fixed,
+            "p_last": _last(rows, "augment_p"), "ada_target": cfg.get("ada_target", 0.6),
+            "ada_kimg": cfg.get("ada_kimg", 500.0),
+            "relativistic": str(cfg.get("loss")) == "rpgan"}
+
+
+# --- references: each only where the text cites it ----------------------------------------------
+REFERENCES = {  # key: (authors and title, venue, year)
+    "goodfellow": ("I. Goodfellow, J. Pouget-Abadie, M. Mirza, B. Xu, D. Warde-Farley, S. Ozair, A. Courville, "
+                   "Y. Bengio. Generative Adversarial Nets.", "NeurIPS", "2014"),
+    "radford": ("A. Radford, L. Metz, S. Chintala. Unsupervised Representation Learning with Deep Convolutional "
+                "Generative Adversarial Networks.", "ICLR", "2016"),
+    "miyato": ("T. Miyato, M. Koyama. cGANs with Projection Discriminator.", "ICLR", "2018"),
+    "chen": ("X. Chen, Y. Duan, R. Houthooft, J. Schulman, I. Sutskever, P. Abbeel. InfoGAN: Interpretable "
+             "Representation Learning by Information Maximizing Generative Adversarial Nets.", "NeurIPS", "2016"),
+    "huang": ("Y. Huang, A. Gokaslan, V. Kuleshov, J. Tompkin. The GAN is dead; long live the GAN! A Modern GAN "
+              "Baseline.", "NeurIPS", "2024"),
+    "lim": ("J. H. Lim, J. C. Ye. Geometric GAN.", "arXiv:1705.02894", "2017"),
+    "jolicoeur": ("A. Jolicoeur-Martineau. The relativistic discriminator: a key element missing from standard GAN.",
+                  "arXiv:1807.00734", "2018 (ICLR 2019)"),
+    "mescheder": ("L. Mescheder, A. Geiger, S. Nowozin. Which Training Methods for GANs do actually Converge?",
+                  "ICML", "2018"),
+    "karras2020": ("T. Karras, S. Laine, M. Aittala, J. Hellsten, J. Lehtinen, T. Aila. Analyzing and Improving "
+                   "the Image Quality of StyleGAN.", "CVPR", "2020"),
+    "lin": ("Z. Lin, A. Khetan, G. Fanti, S. Oh. PacGAN: The power of two samples in generative adversarial "
+            "networks.", "NeurIPS", "2018"),
+    "zhao": ("S. Zhao, Z. Liu, J. Lin, J.-Y. Zhu, S. Han. Differentiable Augmentation for Data-Efficient GAN "
+             "Training.", "NeurIPS", "2020"),
+    "karras_ada": ("T. Karras, M. Aittala, J. Hellsten, S. Laine, J. Lehtinen, T. Aila. Training Generative "
+                   "Adversarial Networks with Limited Data.", "NeurIPS", "2020"),
+}
+
+
+def references(cfg: dict) -> list[tuple[str, str, str]]:
+    """The works the report's text cites for this run, in the order it cites them."""
+    nets, recipe, loss = network_facts(cfg), recipe_facts(cfg, []), loss_facts(cfg).name
+    cited = {"goodfellow": True, "radford": nets["arch"] == "dcgan", "huang": nets["arch"] == "resnet" or loss == "rpgan",
+             "miyato": nets["conditional"], "chen": bool(nets["latent_codes"]), "lim": loss == "hinge",
+             "jolicoeur": loss == "rpgan", "mescheder": recipe["penalised"],
+             "karras2020": recipe["penalised"] and recipe["interval"] > 1, "lin": recipe["pack"] > 1,
+             "zhao": bool(recipe["ops"]), "karras_ada": recipe["auto"]}
+    return [REFERENCES[key] for key, used in cited.items() if used]
 
 
 # --- where it ran ---------------------------------------------------------------------------
@@ -171,12 +334,13 @@ NOT_SETTINGS = {
     "name", "out", "resume", "allow_changes", "data_dir", "dry_run", "master_addr", "master_port",
     "node_rank", "gpus", "cpu", "processes", "nodes", "world_size", "num_nodes", "per_process_batch",
     "steps_per_epoch", "dataset_size", "image_shape", "dataset_info", "architecture",
-    "parameters", "grid", "sample_source", "env"}
+    "parameters", "grid", "sample_source", "env", "num_classes"}
 # What a run that predates an option did, where that is known: an old run and a new one with
 # the same behaviour then agree. (Not fast_dropout: old runs used the 15-bit lanes.)
 DEFAULTS = {"arch": "mlp", "conditional": False, "latent_codes": 0, "ema_kimg": None, "sync_bn": False,
             "loss": "nonsaturating", "k_disc": 1, "precision": "no", "compile": False,
-            "log_with": None, "checkpoint_minutes": None}
+            "log_with": None, "checkpoint_minutes": None, "r1": 0.0, "r2": 0.0, "reg_interval": 1,
+            "pack": 1, "augment": "", "preset": ""}
 DERIVED_ROWS = [("Data directory", "data_dir", ""), ("Per-process batch", "per_process_batch", ""),
                 ("Steps per epoch", "steps_per_epoch", ",")]
 
@@ -205,6 +369,11 @@ def setting_kind(key: str) -> str:
 
 
 def setting_value(cfg: dict, key: str) -> Any:
+    """The run's value of `key`; None where the option does not act in that run (off, as R1 at
+    0, or not used by its network, as --width by the MLP): shown as '—'."""
+    spec = OPTIONS.get(key)
+    if spec is not None and not spec.shown_for({**DEFAULTS, **cfg}):
+        return None
     value = cfg.get(key, DEFAULTS.get(key))
     return list(value) if isinstance(value, tuple) else value
 

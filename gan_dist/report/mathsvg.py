@@ -17,8 +17,9 @@ from html import escape
 _TOKEN = re.compile(r"\\[A-Za-z]+|\\.|\s+|.")
 _SYMBOLS = {"theta": "θ", "phi": "φ", "mu": "μ", "beta": "β", "ldots": "…", "{": "{", "}": "}",
             ",": "\u2009", "|": "‖", "cdot": "·", "infty": "∞", "nabla": "∇", "mid": " | ",
-            "sim": " ∼ ", "in": " ∈ ", "approx": " ≈ ", "ge": " ≥ ", "le": " ≤ "}
-_UPRIGHT = {"log", "ln", "exp", "JSD"}
+            "sim": " ∼ ", "in": " ∈ ", "approx": " ≈ ", "ge": " ≥ ", "le": " ≤ ", "gamma": "γ",
+            "sigma": "σ", "equiv": " ≡ ", "pm": "±", "times": " × "}
+_UPRIGHT = {"log", "ln", "exp", "JSD", "max"}
 
 
 class _NotSimple(Exception):

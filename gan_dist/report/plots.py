@@ -1,6 +1,9 @@
 """The figures of `gan report` and `gan compare`, as PNG data URIs (matplotlib, no pyplot:
 no global backend state). One run is one `Series`; a figure of one series is the coursework
 figure, of several an overlay with one colour per run.
+
+Reference lines follow each run's loss (describe.LOSS_FACTS): the values its losses take where
+D cannot tell, and 1/2 on D's outputs only for the BCE losses, whose D outputs a probability.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from gan_dist.report.describe import LN2
+from gan_dist.report.describe import LOSS_FACTS, LossFacts
 
 DPI = 160
 
@@ -24,6 +27,11 @@ class Series:
     quality: list[dict] = field(default_factory=list)
     color: str = "C0"
     marks: list[float] = field(default_factory=list)  # epochs where the run was resumed
+    loss: str = "nonsaturating"  # config.json's loss: what the losses and D's outputs mean
+
+    @property
+    def facts(self) -> LossFacts:
+        return LOSS_FACTS.get(self.loss) or LossFacts(self.loss, False, None, None)
 
 
 def mpl_text(text: str) -> str:
@@ -101,57 +109,171 @@ def _top(series: Sequence[Series], keys: Sequence[str], floor: float) -> float:
     return max([floor, *values]) * 1.25
 
 
+def _bottom(series: Sequence[Series], keys: Sequence[str], lines: Sequence[float] = ()) -> float:
+    """0, or below the lowest value where a loss goes negative (minimax's G, hinge's G)."""
+    values = [v for s in series for k in keys for v in _values(s.metrics, k) if math.isfinite(v)]
+    low = min([0.0, *values, *lines])
+    return 0.0 if low >= 0 else 1.15 * low
+
+
+def run_label(s: Series, series: Sequence[Series]) -> str:
+    """A run's legend entry; its loss added when the runs' losses differ."""
+    label = mpl_text(s.label)
+    return f"{label} ({mpl_text(s.loss)})" if len({x.loss for x in series}) > 1 else label
+
+
+def _rest_label(tex: str, value: float) -> str:
+    return f"${tex}$" if float(value).is_integer() else f"${tex} \\approx {value:.3f}$"
+
+
+def rest_values(series: Sequence[Series], key: str) -> list[tuple[float, str]]:
+    """The dashed lines of `key` ("d_loss" or "g_loss") on an overlay, as (value, colour): its
+    value where D cannot tell, in black when every run's loss puts it at the same value, else
+    each run's own in the run's colour; none for a loss whose value there is unknown."""
+    which = "d" if key == "d_loss" else "g"
+    known = [(getattr(s.facts, f"{which}_rest"), s.color) for s in series]
+    known = [(value, color) for value, color in known if value is not None]
+    if known and len(known) == len(series) and len({round(v, 9) for v, _ in known}) == 1:
+        return [(known[0][0], "k")]
+    return known
+
+
+def disc_reference(series: Sequence[Series]) -> str | None:
+    """The reference on D's outputs: 'half' (1/2) where every run's D outputs a probability
+    (BCE), 'hinge' (sigmoid(+-1), the margins) where every run is hinge, else None: a
+    relativistic D's logits have no fixed level, and mixed losses share no line."""
+    if all(s.facts.bce for s in series):
+        return "half"
+    return "hinge" if all(s.facts.name == "hinge" for s in series) else None
+
+
+def _rest_lines(ax, series: Sequence[Series], key: str) -> list[float]:
+    lines = rest_values(series, key)
+    shared = len(lines) == 1 and lines[0][1] == "k"
+    facts = series[0].facts
+    for i, (value, color) in enumerate(lines):
+        tex = getattr(facts, "d_tex" if key == "d_loss" else "g_tex")
+        label = (_rest_label(tex, value) + " (equilibrium)" if shared
+                 else "each run's equilibrium" if i == 0 else None)
+        ax.axhline(value, color=color, ls="--", lw=0.9, label=label)
+    return [value for value, _ in lines]
+
+
 def loss_figure(series: Sequence[Series]) -> str:
     """One run: D and G loss on one axis. Several: D loss | G loss, one colour per run.
-    Dashed lines: the equilibrium values 2 ln 2 and ln 2."""
+    Dashed lines: the values the losses take where D cannot tell (2 ln 2 and ln 2 for the
+    coursework's), for losses whose values there are known."""
     with _style():
         if len(series) == 1:
             fig, (ax,) = _figure(height=2.4)
             s = series[0]
+            facts = s.facts
             _line(ax, s.metrics, "d_loss", color="C0", label="Discriminator loss")
             _line(ax, s.metrics, "g_loss", color="C1", label="Generator loss")
-            ax.axhline(2 * LN2, color="C0", ls="--", lw=0.9, label=r"$2\ln 2 \approx 1.386$ (D at equilibrium)")
-            ax.axhline(LN2, color="C1", ls="--", lw=0.9, label=r"$\ln 2 \approx 0.693$ (G at equilibrium)")
+            lines = []
+            if facts.d_rest is not None and facts.d_rest == facts.g_rest:  # rpgan: one line for both
+                ax.axhline(facts.d_rest, color="0.3", ls="--", lw=0.9,
+                           label=_rest_label(facts.d_tex, facts.d_rest) + " (D and G at equilibrium)")
+                lines = [facts.d_rest]
+            elif facts.d_rest is not None:
+                ax.axhline(facts.d_rest, color="C0", ls="--", lw=0.9,
+                           label=_rest_label(facts.d_tex, facts.d_rest) + " (D at equilibrium)")
+                ax.axhline(facts.g_rest, color="C1", ls="--", lw=0.9,
+                           label=_rest_label(facts.g_tex, facts.g_rest)
+                           + (r" (G at equilibrium, $D \equiv 0$)" if facts.name == "hinge" else " (G at equilibrium)"))
+                lines = [facts.d_rest, facts.g_rest]
             _marks(ax, series)
             ax.set_ylabel("loss (mean over the epoch)")
-            ax.set_ylim(0, _top(series, ("d_loss", "g_loss"), 2.0) / 1.1)
+            ax.set_ylim(_bottom(series, ("d_loss", "g_loss"), lines), _top(series, ("d_loss", "g_loss"), 2.0) / 1.1)
             _legend_above(ax, 3)
             return _png_uri(fig)
         fig, axes = _figure(2, height=2.8)
-        for ax, key, eq, title in zip(axes, ("d_loss", "g_loss"), (2 * LN2, LN2),
-                                      ("Discriminator loss", "Generator loss")):
+        for ax, key, title in zip(axes, ("d_loss", "g_loss"), ("Discriminator loss", "Generator loss")):
             for s in series:
-                _line(ax, s.metrics, key, color=s.color, label=mpl_text(s.label))
-            ax.axhline(eq, color="k", ls="--", lw=0.9,
-                       label=r"$2\ln 2$ (equilibrium)" if key == "d_loss" else r"$\ln 2$ (equilibrium)")
+                _line(ax, s.metrics, key, color=s.color, label=run_label(s, series))
+            lines = _rest_lines(ax, series, key)
             ax.set_title(title, fontsize=8)
-            ax.set_ylim(0, _top(series, (key,), 1.2 * eq + 0.5))
+            ax.set_ylim(_bottom(series, (key,), lines), _top(series, (key,), 1.2 * max([0.0, *lines]) + 0.5))
             _legend(ax)
         return _png_uri(fig)
 
 
+SIGMOID_1 = 1 / (1 + math.exp(-1))  # sigmoid(1): where the hinge loss stops pushing a real score
+
+
+def _disc_lines(ax, series: Sequence[Series], legend: bool = True) -> None:
+    reference = disc_reference(series)
+    if reference == "half":
+        ax.axhline(0.5, color="k", ls="--", lw=0.9, label=r"$\frac{1}{2}$ (equilibrium)" if legend else r"$\frac{1}{2}$")
+    elif reference == "hinge":
+        ax.axhline(SIGMOID_1, color="k", ls=":", lw=0.9, label=r"$\sigma(\pm 1)$, the hinge's margins")
+        ax.axhline(1 - SIGMOID_1, color="k", ls=":", lw=0.9)
+
+
 def disc_figure(series: Sequence[Series]) -> str:
-    """Mean D output on real images, D(x), and on generated ones, D(G(z)), against 1/2."""
+    """Mean D output on real images, D(x), and on generated ones, D(G(z)): sigmoid of D's
+    logit, a probability for the BCE losses (1/2: cannot tell), a squashed score for the others."""
+    bce = all(s.facts.bce for s in series)
+    real, fake = (r"$D(x)$", r"$D(G(z))$") if bce else (r"$\sigma(D(x))$", r"$\sigma(D(G(z)))$")
     with _style():
         if len(series) == 1:
             fig, (ax,) = _figure(height=2.1)
             s = series[0]
-            _line(ax, s.metrics, "d_real", color="C2", label=r"$D(x)$, real images")
-            _line(ax, s.metrics, "d_fake", color="C3", label=r"$D(G(z))$, generated")
-            ax.axhline(0.5, color="k", ls="--", lw=0.9, label=r"$\frac{1}{2}$ (equilibrium)")
+            _line(ax, s.metrics, "d_real", color="C2", label=real + ", real images")
+            _line(ax, s.metrics, "d_fake", color="C3", label=fake + ", generated")
+            _disc_lines(ax, series)
             _marks(ax, series)
             ax.set_ylim(0, 1)
-            ax.set_ylabel("mean discriminator output")
+            ax.set_ylabel("mean discriminator output" if bce else "mean sigmoid of D's logit")
             _legend_above(ax, 4)
             return _png_uri(fig)
         fig, axes = _figure(2, height=2.5)
-        for ax, key, title in zip(axes, ("d_real", "d_fake"),
-                                  (r"$D(x)$ on real images", r"$D(G(z))$ on generated images")):
+        for ax, key, title in zip(axes, ("d_real", "d_fake"), (real + " on real images", fake + " on generated images")):
             for s in series:
-                _line(ax, s.metrics, key, color=s.color, label=mpl_text(s.label))
-            ax.axhline(0.5, color="k", ls="--", lw=0.9, label=r"$\frac{1}{2}$")
+                _line(ax, s.metrics, key, color=s.color, label=run_label(s, series))
+            _disc_lines(ax, series, legend=False)
             ax.set_ylim(0, 1)
             ax.set_title(title, fontsize=8)
+            _legend(ax)
+        return _png_uri(fig)
+
+
+def _logged(series: Sequence[Series], key: str) -> bool:
+    return any(math.isfinite(v) for s in series for v in _values(s.metrics, key))
+
+
+def recipe_figure(series: Sequence[Series]) -> str | None:
+    """The gradient penalties (mean term per D step, as added to D's loss) and DiffAugment's p
+    per epoch, each panel only when some run logged it; None when no run did. One run: R1 and
+    R2 in two colours; several: one colour per run, R1 solid and R2 dashed."""
+    penalties = [k for k in ("r1_penalty", "r2_penalty") if _logged(series, k)]
+    panels = (["penalties"] if penalties else []) + (["p"] if _logged(series, "augment_p") else [])
+    if not panels:
+        return None
+    one = len(series) == 1
+    with _style():
+        fig, axes = _figure(len(panels), height=2.2, width=6.6 if len(panels) == 2 else 4.6)
+        for ax, panel in zip(axes, panels):
+            if panel == "penalties":
+                for s in series:
+                    for key in penalties:
+                        r1 = key == "r1_penalty"
+                        if one:
+                            _line(ax, s.metrics, key, color="C0" if r1 else "C1", ls="-" if r1 else "--",
+                                  label="R1 (real images)" if r1 else "R2 (generated images)")
+                        else:
+                            _line(ax, s.metrics, key, color=s.color, ls="-" if r1 else "--",
+                                  label=run_label(s, series) if r1 or len(penalties) == 1 else None)
+                if not one and len(penalties) == 2:
+                    ax.plot([], [], color="0.4", ls="--", label="R2 dashed, R1 solid")
+                ax.set_ylabel("penalty (mean per D step)")
+                ax.set_ylim(bottom=0)
+            else:
+                for s in series:
+                    _line(ax, s.metrics, "augment_p", color="C2" if one else s.color,
+                          label=None if one else run_label(s, series))
+                ax.set_ylabel("augmentation p (end of epoch)")
+                ax.set_ylim(-0.02, 1.02)
             _legend(ax)
         return _png_uri(fig)
 

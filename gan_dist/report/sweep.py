@@ -156,8 +156,8 @@ def build_context(sweep: Sweep, runs: list[dict | None], *, metric: str, title: 
     seeds = SEED in sweep.varying
     groups = seed_groups(sweep, counted) if seeds and counted else []
     labelled = [(r, run) for r, run in zip(rows, runs) if run is not None]
-    series = [Series(_label(sweep, r), run["metrics"], run["quality"], color=f"C{i % 10}")
-              for i, (r, run) in enumerate(labelled)]
+    series = [Series(_label(sweep, r), run["metrics"], run["quality"], color=f"C{i % 10}",
+                     loss=d.loss_facts(run["config"]).name) for i, (r, run) in enumerate(labelled)]
     best = _best(counted, "value", direction)
     best_run = runs[best["index"]] if best else None
     return {
@@ -173,6 +173,7 @@ def build_context(sweep: Sweep, runs: list[dict | None], *, metric: str, title: 
         "counted": len(counted), "finished": sum(r["finished"] for r in rows),
         "plots": {"loss": loss_figure(series), "disc": disc_figure(series),
                   "quality": quality_figure(series)} if series else None,
+        "losses": d.overlay_losses([s.loss for s in series] or ["nonsaturating"]),
         "best_sample": _final_sample(best_run),
     }
 
