@@ -42,9 +42,11 @@ def write_run(root: Path, *, epochs: int = 100, completed: int | None = None,
               sample_epochs=(10, 20, 50, 100), quality: bool = True, truncated: bool = False,
               state: str | None = None, name: str = "test-run", config: dict | None = None,
               events: list[dict] | None = None, grid_rows: int = 8,
-              quality_features: str | None = None, world_size: int = 2, speed: float = 1.0) -> Path:
+              quality_features: str | None = None, world_size: int = 2, speed: float = 1.0,
+              metrics_update=None) -> Path:
     """A run directory at root/name with `completed` of `epochs` epochs done; `config`
-    overrides or adds config.json keys (the newer contract: arch, dataset_info, ...)."""
+    overrides or adds config.json keys (the newer contract: arch, dataset_info, ...);
+    `metrics_update(epoch)` returns keys that replace or extend each metrics row."""
     completed = epochs if completed is None else completed
     run = root / name
     run.mkdir(parents=True)
@@ -71,7 +73,8 @@ def write_run(root: Path, *, epochs: int = 100, completed: int | None = None,
     (run / "config.json").write_text(json.dumps(config, indent=2))
     if events is not None:
         (run / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
-    rows = [metrics_row(e, world_size) for e in range(1, completed + 1)]
+    rows = [{**metrics_row(e, world_size), **(metrics_update(e) if metrics_update else {})}
+            for e in range(1, completed + 1)]
     for row in rows:  # `speed` times faster: a larger world size, say
         row["seconds"] /= speed
         row["images_per_second"] *= speed
@@ -144,3 +147,104 @@ def hostile_template(root: Path, name: str, body: str) -> Path:
     templates.mkdir()
     (templates / name).write_text(body.replace("OUTSIDE", outside.as_uri()))
     return templates
+
+
+# --- the modern recipe (issue 26) ---------------------------------------------------------------
+def _layers(rows: list[tuple], blocks: dict[str, str]) -> list[dict]:
+    """Layer rows as nets/describe.py writes them: block and block_type where a layer sits in one."""
+    out = []
+    for layer, output, parameters, block in rows:
+        row = {"layer": layer, "output": output, "parameters": parameters}
+        if block:
+            row["block"], row["block_type"] = block, blocks[block.split(".")[0]]
+        out.append(row)
+    return out
+
+
+def _conv(c_in: int, c_out: int, k: int = 1, groups: int = 1) -> str:
+    pad = ", padding=(1, 1)" if k == 3 else ""
+    grouped = f", groups={groups}" if groups > 1 else ""
+    return f"Conv2d({c_in}, {c_out}, kernel_size=({k}, {k}), stride=(1, 1){pad}{grouped}, bias=False)"
+
+
+def _block(c: int, size: int, name: str) -> list[tuple]:
+    """R3GAN's block at width c: 1x1 to 2c, act, grouped 3x3, act, 1x1 back (nets/resnet.py)."""
+    shape, wide = f"(B, {c}, {size}, {size})", f"(B, {2 * c}, {size}, {size})"
+    groups = 2 * c // 16 if 2 * c % 16 == 0 else 1
+    act = (f"BiasedLeakyReLU({2 * c}, slope=0.2)", wide, 2 * c, name)
+    return [(_conv(c, 2 * c), wide, 2 * c * c, name), act,
+            (_conv(2 * c, 2 * c, 3, groups), wide, 2 * c * 2 * c * 9 // groups, name), act,
+            (_conv(2 * c, c), shape, 2 * c * c, name)]
+
+
+def resnet_architecture() -> dict:
+    """The layer tables `gan train --arch resnet --width 8 --blocks 1` wrote at 28 px (real numbers)."""
+    g = ([("GenerativeBasis(100 -> 32 x 7x7)", "(B, 32, 7, 7)", 4768, None)] + _block(32, 7, "net.0")
+         + [(_conv(32, 16), "(B, 16, 7, 7)", 512, None),
+            ("Resample(16, up, filter=[1.0, 2.0, 1.0])", "(B, 16, 14, 14)", 0, None)] + _block(16, 14, "net.3")
+         + [(_conv(16, 8), "(B, 8, 14, 14)", 128, None),
+            ("Resample(8, up, filter=[1.0, 2.0, 1.0])", "(B, 8, 28, 28)", 0, None)] + _block(8, 28, "net.6")
+         + [(_conv(8, 1), "(B, 1, 28, 28)", 8, None)])
+    d = ([(_conv(1, 8), "(B, 8, 28, 28)", 8, None)] + _block(8, 28, "features.1")
+         + [("Resample(8, down, filter=[1.0, 2.0, 1.0])", "(B, 8, 14, 14)", 0, None),
+            (_conv(8, 16), "(B, 16, 14, 14)", 128, None)] + _block(16, 14, "features.4")
+         + [("Resample(16, down, filter=[1.0, 2.0, 1.0])", "(B, 16, 7, 7)", 0, None),
+            (_conv(16, 32), "(B, 32, 7, 7)", 512, None)] + _block(32, 7, "features.7")
+         + [("Conv2d(32, 32, kernel_size=(7, 7), stride=(1, 1), groups=32, bias=False)", "(B, 32, 1, 1)", 1568, None),
+            ("Flatten(start_dim=1, end_dim=-1)", "(B, 32)", 0, None),
+            ("Linear(in_features=32, out_features=1, bias=True)", "(B, 1)", 33, "head")])
+    blocks = {"net": "ResidualBlock", "features": "ResidualBlock", "head": "ProjectionHead"}
+    return {"generator": _layers(g, blocks), "discriminator": _layers(d, blocks)}
+
+
+MNIST_SAMPLE = {"dataset": "mnist-sample", "image_shape": [1, 28, 28], "dataset_size": 5000, "eval_epochs": [],
+                "dataset_info": {"name": "mnist-sample", "size": 5000, "image_shape": [1, 28, 28],
+                                 "classes": [str(d) for d in range(10)], "labelled": True}}
+
+
+def rpgan_config(name: str = "rpgan-run") -> dict:
+    """resnet + rpgan + R1/R2 every step + DiffAugment translation with ADA's p + EMA, from a preset."""
+    return {**MNIST_SAMPLE, "name": name, "arch": "resnet", "width": 8, "blocks": 1, "ema_kimg": 10.0,
+            "sample_source": "ema", "loss": "rpgan", "r1": 0.1, "r2": 0.1, "reg_interval": 1, "pack": 1,
+            "augment": "translation", "augment_p": "auto", "ada_target": 0.6, "ada_kimg": 500.0,
+            "preset": "resnet-mnist@1", "batch_size": 500, "per_process_batch": 500, "steps_per_epoch": 10,
+            "lr": 2e-4, "d_dropout": 0.3, "num_classes": 0,
+            "parameters": {"generator": 27144, "discriminator": 23977}, "architecture": resnet_architecture(),
+            "loss_terms": {"d_loss": "softplus(-(D(x_r) - D(G(z))))", "g_loss": "softplus(-(D(G(z)) - D(x_r)))"}}
+
+
+def rpgan_metrics(epoch: int) -> dict:
+    """Near ln 2 as D loses its edge; penalties logged apart; ADA's p rising from 0 after epoch 5."""
+    return {"g_loss": 0.69 + 0.8 * math.exp(-epoch / 5), "d_loss": 0.69 - 0.5 * math.exp(-epoch / 5),
+            "d_real": 0.55 + 0.3 * math.exp(-epoch / 6), "d_fake": 0.52 - 0.3 * math.exp(-epoch / 6),
+            "r1_penalty": 0.0005 + 0.002 * math.exp(-epoch / 10), "r2_penalty": 0.0004 + 0.001 * math.exp(-epoch / 10),
+            "augment_p": round(min(1.0, max(0.0, 0.02 * (epoch - 5))), 6), "steps": 10}
+
+
+def hinge_config(name: str = "hinge-run") -> dict:
+    """dcgan + hinge + PacGAN pairs + lazy R1 (every 4th D step) + DiffAugment at a fixed p."""
+    g = [("Linear(in_features=100, out_features=6272, bias=False)", "(B, 6272)", 627200, None),
+         ("GroupSyncBatchNorm(128, eps=1e-05, momentum=0.1, affine=True, bias=True, track_running_stats=True)",
+          "(B, 128, 7, 7)", 256, None),
+         ("ConvTranspose2d(128, 64, kernel_size=(4, 4), stride=(2, 2), padding=(1, 1), bias=False)",
+          "(B, 64, 14, 14)", 131072, None),
+         ("ConvTranspose2d(64, 1, kernel_size=(4, 4), stride=(2, 2), padding=(1, 1))", "(B, 1, 28, 28)", 1025, None),
+         ("Tanh", "(B, 1, 28, 28)", 0, None)]
+    d = [("Conv2d(2, 64, kernel_size=(4, 4), stride=(2, 2), padding=(1, 1))", "(B, 64, 14, 14)", 2112, None),
+         ("LeakyReLU(negative_slope=0.2)", "(B, 64, 14, 14)", 0, None),
+         ("Flatten(start_dim=1, end_dim=-1)", "(B, 12544)", 0, None),
+         ("Linear(in_features=12544, out_features=1, bias=True)", "(B, 1)", 12545, "head")]
+    blocks = {"head": "ProjectionHead"}
+    return {**MNIST_SAMPLE, "name": name, "arch": "dcgan", "width": 64, "ema_kimg": 10.0, "sample_source": "ema",
+            "sync_bn": False, "loss": "hinge", "r1": 0.5, "r2": 0.0, "reg_interval": 4, "pack": 2,
+            "augment": "translation,cutout", "augment_p": "0.5", "batch_size": 128, "per_process_batch": 128,
+            "steps_per_epoch": 39, "lr": 2e-4,
+            "parameters": {"generator": 759553, "discriminator": 14657},
+            "architecture": {"generator": _layers(g, blocks), "discriminator": _layers(d, blocks)}}
+
+
+def hinge_metrics(epoch: int) -> dict:
+    """L_D rising towards 2; L_G = -D(G(z)) ends below 0 (D scores fakes above 0): the axis must show it."""
+    return {"g_loss": -0.2 + 1.2 * math.exp(-epoch / 6), "d_loss": 2.0 - 1.5 * math.exp(-epoch / 6),
+            "d_real": 0.6 + 0.2 * math.exp(-epoch / 6), "d_fake": 0.52 - 0.3 * math.exp(-epoch / 6),
+            "r1_penalty": 0.01 * math.exp(-epoch / 8), "augment_p": 0.5, "steps": 39}
