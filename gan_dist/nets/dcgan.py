@@ -35,12 +35,12 @@ from itertools import pairwise
 import torch
 from torch import nn
 
+from gan_dist.nets.layers import LABEL_EMBED_DIM, describe_inputs, label_embedding, with_label
 from gan_dist.nets.layers import GroupSyncBatchNorm as BatchNorm
 from gan_dist.nets.layers import pack as pack_images
 from gan_dist.nets.projection import ProjectionHead
 
 SIZES = (28, 32, 64)
-LABEL_EMBED_DIM = 32  # G's label embedding, concatenated to z
 CODE_HEAD_WIDTH = 128  # Q's hidden layer (InfoGAN's MNIST Q: FC 128, then the code logits)
 
 
@@ -73,16 +73,12 @@ class DCGANGenerator(nn.Module):
     def __init__(self, *, latent_dim: int = 100, image_shape=(1, 28, 28), width: int = 64, num_classes: int = 0,
                  latent_codes: int = 0):
         super().__init__()
-        if num_classes and latent_codes:
-            raise ValueError("a generator takes class labels or latent codes, not both")
-        self.latent_dim, self.image_shape, self.num_classes = latent_dim, tuple(image_shape), num_classes
-        self.latent_codes = latent_codes
-        values = num_classes or latent_codes  # what the second input takes: classes or code values
+        values = describe_inputs(self, latent_dim=latent_dim, image_shape=image_shape, num_classes=num_classes,
+                                 latent_codes=latent_codes)  # what the second input takes: classes or code values
         channels_out, size = self.image_shape[0], self.image_shape[1]
         s0, chans = stage_plan(size, width)
         self.s0, self.c0 = s0, chans[0]
-        # N(0, 1) like z, so the label carries as much signal as the noise at the start
-        self.embed = nn.Embedding(values, LABEL_EMBED_DIM) if values else None
+        self.embed = label_embedding(values)
         in_dim = latent_dim + (LABEL_EMBED_DIM if values else 0)
         # no biases before BatchNorm: its shift makes them redundant
         self.project = nn.Linear(in_dim, chans[0] * s0 * s0, bias=False)
@@ -96,10 +92,7 @@ class DCGANGenerator(nn.Module):
             nn.init.normal_(self.embed.weight, 0.0, 1.0)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        if self.embed is not None:
-            if labels is None:
-                raise ValueError("this generator needs labels (or latent codes)")
-            z = torch.cat([z, self.embed(labels).to(z.dtype)], dim=1)  # (B, latent + 32)
+        z = with_label(z, self.embed, labels)  # (B, latent [+ 32])
         x = self.project(z).view(z.shape[0], self.c0, self.s0, self.s0)  # (B, c0, s0, s0)
         return self.net(x)  # (B, C, H, W)
 

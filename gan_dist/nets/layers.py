@@ -116,3 +116,34 @@ def pack(x: torch.Tensor, n: int) -> torch.Tensor:
     if batch % n:
         raise ValueError(f"cannot pack {batch} images in groups of {n}")
     return x.reshape(batch // n, n * channels, height, width)
+
+
+# ---- what the conv generators share: z and their second input ---------------------------------
+LABEL_EMBED_DIM = 32  # G's label (or latent code) embedding, concatenated to z
+
+
+def describe_inputs(generator: nn.Module, *, latent_dim: int, image_shape, num_classes: int,
+                    latent_codes: int) -> int:
+    """Set what every generator declares (nets/__init__.py: latent_dim, image_shape,
+    num_classes, latent_codes); returns how many values its second input takes (0: none)."""
+    if num_classes and latent_codes:
+        raise ValueError("a generator takes class labels or latent codes, not both")
+    generator.latent_dim, generator.image_shape = latent_dim, tuple(image_shape)
+    generator.num_classes, generator.latent_codes = num_classes, latent_codes
+    return num_classes or latent_codes
+
+
+def label_embedding(values: int) -> nn.Embedding | None:
+    """G's embedding of a class or code value (None when it takes z alone); its width is
+    LABEL_EMBED_DIM. The caller initialises it N(0, 1) like z, so the label carries as much
+    signal as the noise at the start."""
+    return nn.Embedding(values, LABEL_EMBED_DIM) if values else None
+
+
+def with_label(z: torch.Tensor, embed: nn.Embedding | None, labels: torch.Tensor | None) -> torch.Tensor:
+    """(B, latent) -> (B, latent + 32) with the label's embedding beside z (unchanged without one)."""
+    if embed is None:
+        return z
+    if labels is None:
+        raise ValueError("this generator needs labels (or latent codes)")
+    return torch.cat([z, embed(labels).to(z.dtype)], dim=1)

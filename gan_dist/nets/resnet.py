@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gan_dist.nets.layers import LABEL_EMBED_DIM, describe_inputs, label_embedding, with_label
 from gan_dist.nets.layers import pack as pack_images
 from gan_dist.nets.projection import ProjectionHead
 
@@ -48,7 +49,6 @@ SLOPE = 0.2
 ACTIVATION_GAIN = math.sqrt(2 / (1 + SLOPE ** 2))  # He's gain for leaky ReLU(0.2)
 FILTER = (1.0, 2.0, 1.0)  # R3GAN's resampling filter: binomial, a fixed low-pass
 MAX_WIDTH_FACTOR = 8
-LABEL_EMBED_DIM = 32  # G's label (or code) embedding, concatenated to z, as dcgan
 CODE_HEAD_WIDTH = 128  # InfoGAN's Q: FC 128, then the code logits, as dcgan
 
 
@@ -156,16 +156,12 @@ class ResNetGenerator(nn.Module):
     def __init__(self, *, latent_dim: int = 100, image_shape=(1, 28, 28), width: int = 64, blocks: int = 2,
                  num_classes: int = 0, latent_codes: int = 0):
         super().__init__()
-        if num_classes and latent_codes:
-            raise ValueError("a generator takes class labels or latent codes, not both")
-        self.latent_dim, self.image_shape, self.num_classes = latent_dim, tuple(image_shape), num_classes
-        self.latent_codes = latent_codes
-        values = num_classes or latent_codes  # what the second input takes: classes or code values
+        values = describe_inputs(self, latent_dim=latent_dim, image_shape=image_shape, num_classes=num_classes,
+                                 latent_codes=latent_codes)  # what the second input takes: classes or code values
         channels_out, size = self.image_shape[0], self.image_shape[1]
         s0, chans = stage_plan(size, width)
         total = blocks * len(chans)
-        # N(0, 1) like z, so the label carries as much signal as the noise at the start
-        self.embed = nn.Embedding(values, LABEL_EMBED_DIM) if values else None
+        self.embed = label_embedding(values)
         if self.embed is not None:
             nn.init.normal_(self.embed.weight, 0.0, 1.0)
         self.basis = GenerativeBasis(latent_dim + (LABEL_EMBED_DIM if values else 0), chans[0], s0)
@@ -179,10 +175,7 @@ class ResNetGenerator(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        if self.embed is not None:
-            if labels is None:
-                raise ValueError("this generator needs labels (or latent codes)")
-            z = torch.cat([z, self.embed(labels).to(z.dtype)], dim=1)  # (B, latent + 32)
+        z = with_label(z, self.embed, labels)  # (B, latent [+ 32])
         x = self.basis(z)  # (B, 4w, 7, 7) at 28 px
         return self.net(x)  # (B, C, H, W)
 
