@@ -195,9 +195,12 @@ class TrainConfig:
                     "log_every", "stacked_images"):
             need(getattr(self, key) >= 1, f"{flag(key)} must be at least 1, got {getattr(self, key)}")
         need(self.width >= 1, f"--width must be at least 1, got {self.width}")
-        for key in ("eval_samples", "eval_real_samples"):
-            need(getattr(self, key) is None or getattr(self, key) >= 2,
-                 f"{flag(key)} must be at least 2 (the statistics need two images), got {getattr(self, key)}")
+        for key, least in (("eval_samples", 8), ("eval_real_samples", 4)):  # as `gan eval` checks them
+            need(getattr(self, key) is None or getattr(self, key) >= least,
+                 f"{flag(key)} must be at least {least} (hundreds or more for figures worth comparing), "
+                 f"got {getattr(self, key)}")
+        need(self.eval_real_samples is None or self.eval_features == "inception",
+             "--eval-real-samples sets the inception reference: use it with --eval-features inception")
         need(self.ema_kimg is None or self.ema_kimg >= 0,
              f"--ema-kimg must be 0 (off) or a positive half-life in thousands of images, got {self.ema_kimg:g}"
              if self.ema_kimg is not None else "")
