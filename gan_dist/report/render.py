@@ -28,7 +28,7 @@ from gan_dist.report.output import (
     publish,
     render_template,
 )
-from gan_dist.report.plots import Series, disc_figure, loss_figure, quality_figure
+from gan_dist.report.plots import Series, disc_figure, loss_figure, modes_figure, quality_plots
 from gan_dist.report.rundata import load_run
 
 __all__ = [
@@ -56,7 +56,6 @@ def build_context(run: dict, *, title: str | None, author: str | None, student_i
     timeline = d.timeline(run["events"])
     quality = d.quality_table(run["quality"])
     series = Series("run", metrics, run["quality"], marks=timeline["resume_epochs"] if timeline else [])
-    fd_label = "FID" if quality["features"] == ["inception"] else "Fréchet distance"
     return {
         "title": title or f"Generative Adversarial Networks on {data['title']}",
         "author": author, "student_id": student_id, "course": course,
@@ -69,7 +68,7 @@ def build_context(run: dict, *, title: str | None, author: str | None, student_i
         "data": data, "nets": nets, "where": where, "timeline": timeline,
         "grid": cfg.get("grid") if isinstance(cfg.get("grid"), dict) else {"rows": 8, "cols": 8},
         "plots": {"loss": loss_figure([series]), "disc": disc_figure([series]),
-                  "quality": quality_figure([series], fd_label)},
+                  "quality": quality_plots([series], quality["features"]), "modes": modes_figure([series])},
         "config_rows": d.config_rows(cfg), "dataset_rows": d.dataset_rows(data),
         "hardware_rows": [
             ("Device", where["device"]),
@@ -88,6 +87,7 @@ def build_context(run: dict, *, title: str | None, author: str | None, student_i
         ],
         "networks": d.network_tables(cfg),
         "quality": quality, "features_text": [d.features_text(f, data) for f in quality["features"]],
+        "stacked_text": d.STACKED_TEXT,
         "ln2": d.LN2, "k": cfg.get("k_disc", 1), "loss_kind": cfg.get("loss", "nonsaturating"),
     }
 
