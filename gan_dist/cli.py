@@ -202,13 +202,23 @@ def sample(
 def eval_(
     run_dir: Annotated[Path, typer.Argument(help="Run directory.")],
     epochs: Annotated[Optional[str], typer.Option(help="Epochs to evaluate, e.g. 10,50,100 (default: all kept).")] = None,
-    samples: Annotated[int, typer.Option(help="Generated images per epoch.")] = 2000,
+    samples: Annotated[Optional[int], typer.Option(help="Generated images per epoch (default: 2,000 in classifier "
+                                                   "spaces; inception: 1,000 on CPU, 50,000 on a GPU).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the noise (and of the real subset).")] = 0,
-    features: Annotated[Optional[str], typer.Option(help="auto | inception (default: the run's --features).")] = None,
+    features: Annotated[Optional[str], typer.Option(help="auto | inception (default: the run's --eval-features).")] = None,
+    real_samples: Annotated[Optional[int], typer.Option(help="--features inception: real images behind the reference "
+                                                        "statistics (default: 1,000 on CPU, 50,000 on a GPU; "
+                                                        "cached beside the data).")] = None,
+    stacked_modes: Annotated[Optional[bool], typer.Option("--stacked-modes/--no-stacked-modes", help="Stacked MNIST's "
+                                                          "modes (of 1,000) and KL, PacGAN's way (default: on for "
+                                                          "stacked-mnist runs).")] = None,
+    mode_samples: Annotated[Optional[int], typer.Option(help="Samples the modes are counted on (default 26,000, "
+                                                        "as PacGAN).")] = None,
     raw: Annotated[bool, typer.Option("--raw", help="Evaluate the trained generator, not its EMA.")] = False,
 ) -> None:
-    """Quality metrics (FD, KID, modes, precision/recall; per-class accuracy of conditional runs)
-    -> RUN_DIR/quality.jsonl (--raw on a run with an EMA: quality_raw.jsonl)."""
+    """Quality metrics (FD, KID, modes, precision/recall; per-class accuracy of conditional runs;
+    FID/KID with --features inception; Stacked MNIST's modes and KL) -> RUN_DIR/quality.jsonl
+    (--raw on a run with an EMA: quality_raw.jsonl)."""
     with user_errors():
         wanted = list(parse_epoch_list(epochs, "--epochs")) if epochs else None
         from gan_dist.metrics.quality import evaluate_run, format_row, quality_file
@@ -218,6 +228,7 @@ def eval_(
 
             check_choice("features", features, FEATURES)
         evaluate_run(run_dir, wanted, samples=samples, seed=seed, features=features, raw=raw,
+                     real_samples=real_samples, stacked_modes=stacked_modes, mode_samples=mode_samples,
                      log=lambda row: typer.echo(format_row(row)))
         typer.echo(f"wrote {Path(run_dir) / quality_file(run_dir, raw)}")
 

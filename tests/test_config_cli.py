@@ -49,6 +49,9 @@ def test_dry_run_prints_resolved_config(tmp_path):
     (["--name", ".."], "is not a plain directory name"),
     (["--nodes", "2", "--node-rank", "2", "--name", "x"], "--node-rank must lie in 0..1"),
     (["--sample-epochs", "ten"], "comma-separated list"),
+    (["--eval-features", "inceptoin"], "did you mean 'inception'"),
+    (["--eval-samples", "7"], "--eval-samples must be at least 8"),
+    (["--eval-real-samples", "100"], "use it with --eval-features inception"),
 ])
 def test_bad_options_are_refused_on_one_line(tmp_path, args, message):
     code, out = run("train", "--out", tmp_path, "--dry-run", *args)
@@ -70,6 +73,18 @@ def test_bad_toml_is_refused(tmp_path, text, message):
     assert code == 2 and message in out and "Traceback" not in out
     with pytest.raises(GanError):
         read_toml(toml)
+
+
+def test_renamed_features_option_still_reads(tmp_path):
+    """--features became --eval-features: config.json / checkpoints / TOML files with the old key load."""
+    old = {**TrainConfig(name="x").to_dict(), "features": "inception"}
+    del old["eval_features"]
+    assert TrainConfig.from_dict(old).eval_features == "inception"
+    toml = tmp_path / "old.toml"
+    toml.write_text('features = "inception"\n')
+    assert read_toml(toml) == {"eval_features": "inception"}
+    code, out = run("train", "--config", toml, "--dry-run", "--out", tmp_path, "--name", "r")
+    assert code == 0 and json.loads(out)["eval_features"] == "inception" and "features" not in json.loads(out)
 
 
 def test_missing_config_file(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from gan_dist.datasets import PREFIX, default_cache_dir, load_dataset
+from gan_dist.datasets import PREFIX, STACKED, default_cache_dir, load_dataset
 from gan_dist.errors import GanError
 
 
@@ -26,18 +26,25 @@ def describe(data, seconds: float | None = None) -> list[str]:
         import numpy as np
 
         counts = np.bincount(data.labels, minlength=len(data.classes))
-        shown = ", ".join(f"{i}={n} ({k})" for i, (n, k) in enumerate(zip(data.classes, counts)))
-        lines.append(f"classes   {len(data.classes)}: {shown}")
+        shown = ", ".join(f"{i}={n} ({k})" for i, (n, k) in enumerate(zip(data.classes[:20], counts)))
+        more = f", … ({len(data.classes) - 20} more; {counts.min()}-{counts.max()} each)" if len(data.classes) > 20 else ""
+        lines.append(f"classes   {len(data.classes)}: {shown}{more}")
     else:
         lines.append("classes   none (unlabelled)")
     settings = data.info.get("settings")
-    if settings:
+    if settings and "pad" in settings:  # stacked-mnist
+        lines.append(f"prepared  {settings['image_size']} px ({settings['pad']} px of padding per side), 3 digits as R, G, B")
+    elif settings:
         lines.append(f"prepared  {settings['image_size']} px, {settings['channels']} channel(s), centre crop, "
                      f"{settings['filter']} resize")
     if data.info.get("skipped"):
         lines.append(f"skipped   {data.info['skipped']} unreadable: {', '.join(data.info['skipped_files'])}")
     cache = data.info.get("cache")
-    if cache:
+    stacked = data.info.get("stacked")
+    if stacked:
+        lines.append(f"composed  from {stacked['digit_images']:,} {stacked['digits']} digits, seed {stacked['seed']}, on the "
+                     f"fly: {_size_text(stacked['memory_bytes'])} held (no cache)")
+    elif cache:
         lines.append(f"cache     {cache} ({_size_text(cache_size_bytes(Path(cache)))} on disk)")
     elif "cache" in data.info:
         lines.append("cache     none: prepared in memory (the cache location is not writable)")
@@ -96,6 +103,10 @@ def info(dataset: str, data_dir: str, *, image_size=None, channels=None, cache_d
     from gan_dist.datasets.pack import FORMAT_VERSION, read_header, verify
 
     cache = Path(cache_dir) if cache_dir else default_cache_dir(dataset, data_dir)
+    if dataset == STACKED:
+        echo("stacked-mnist is composed on the fly from MNIST digits and never packed: "
+             "`gan data prepare --dataset stacked-mnist` shows what it holds")
+        return
     if dataset.startswith(PREFIX):
         from gan_dist.datasets.folder import check_folder, folder_path
 

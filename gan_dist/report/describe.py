@@ -72,7 +72,8 @@ def median(values: Sequence[float]) -> float | None:
 
 
 # --- the dataset ----------------------------------------------------------------------------
-DATASET_TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
+DATASET_TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10",
+                  "stacked-mnist": "Stacked MNIST (three digits as R, G, B; 1,000 modes)"}
 DIGITS = ("mnist", "mnist-sample")
 
 
@@ -492,26 +493,86 @@ def timeline(events: Sequence[dict]) -> dict[str, Any] | None:
 
 # --- quality ----------------------------------------------------------------------------------
 QUALITY_COLUMNS = [  # key, heading, format
-    ("fd", "FD", ".2f"), ("kid", "KID", ".4f"), ("modes", "Modes", ""),
-    ("kl_uniform", "KL (uniform)", ".4f"), ("confident", "Confident", ".3f"),
-    ("precision", "Precision", ".3f"), ("recall", "Recall", ".3f"), ("samples", "Samples", ",")]
+    ("fd", "FD", ".2f"), ("kid", "KID", ".4f"), ("kid_std", "KID std", ".4f"), ("modes", "Modes", ""),
+    ("kl_uniform", "KL (uniform)", ".4f"), ("real_modes", "Modes (real)", ""), ("real_kl_uniform", "KL (real)", ".4f"),
+    ("confident", "Confident", ".3f"), ("precision", "Precision", ".3f"), ("recall", "Recall", ".3f"),
+    ("samples", "Samples", ",")]
+DEFAULT_FEATURES = "digit-classifier"
+
+
+def row_features(row: dict) -> str:
+    return str(row.get("features") or DEFAULT_FEATURES)
 
 
 def quality_table(rows: Sequence[dict]) -> dict[str, Any]:
-    """Only the columns some row has; a Features column when rows were measured differently."""
+    """Only the columns some row has; a Features column when rows were measured differently.
+    Rows grouped by feature space (in order of first appearance), epochs ascending within."""
     columns = [c for c in QUALITY_COLUMNS if any(r.get(c[0]) is not None for r in rows)]
-    features = sorted({str(r.get("features") or "digit-classifier") for r in rows})
+    features = sorted({row_features(r) for r in rows})
+    ordered = sorted(rows, key=lambda r: (features.index(row_features(r)), r["epoch"]))
     return {"columns": columns, "features": features,
-            "rows": [{"epoch": r["epoch"], "features": str(r.get("features") or "digit-classifier"),
-                      "cells": [fmt(r.get(k), spec) for k, _, spec in columns]} for r in rows]}
+            "rows": [{"epoch": r["epoch"], "features": row_features(r),
+                      "cells": [fmt(r.get(k), spec) for k, _, spec in columns]} for r in ordered],
+            "stacked": any(r.get("modes_of") for r in rows), "kid_std": any("kid_std" in r for r in rows),
+            "protocols": protocols(rows)}
+
+
+def rows_in(rows: Sequence[dict], feature: str) -> list[dict]:
+    return [r for r in rows if row_features(r) == feature]
+
+
+def protocols(rows: Sequence[dict]) -> list[str]:
+    """The inception protocol(s) of these rows, in words: network and sha256, generated and real
+    counts, reference split, resize (a row names them all; distinct ones are listed)."""
+    out = []
+    for r in rows_in(rows, "inception"):
+        sha = str(r.get("network_sha256") or "")
+        text = (f"{r.get('network') or 'FID Inception network'}, sha256 {sha[:12]}…: "
+                f"{fmt(r.get('fakes', r.get('samples')), ',')} generated vs {fmt(r.get('reference_count'), ',')} real "
+                f"{r.get('real') or 'training'} images ({r.get('reference_split') or 'train'} split), "
+                f"{RESIZE_WORDS.get(str(r.get('resize')), fmt(r.get('resize')))}"
+                + (f", KID over {r['kid_subsets']} subsets of {r['kid_subset_size']:,}" if r.get("kid_subsets") else ""))
+        if text not in out:
+            out.append(text)
+    return out
+
+
+RESIZE_WORDS = {"tf-bilinear-299": "gray replicated to RGB and resized to 299 × 299 the TF way (aligned bilinear)"}
 
 
 def features_text(feature: str, data: dict) -> str:
     """Whose feature space the quality numbers live in, in words."""
     if feature == "inception":
-        return "Inception-v3 (pool3) features: FD is then the FID and KID the usual KID"
+        return ("the field's FID Inception network (TF-Inception 2015-12-05, pool3 features): FD is then the FID "
+                "and KID the usual KID, comparable with published figures at the same sample counts")
     if feature == "digit-classifier":
         return "the feature space of a digit classifier trained by this project (FID's idea without Inception weights)"
+    if feature == "stacked-digit-classifier":
+        return ("the feature space of the project's digit classifier applied to each channel (FID's idea without "
+                "Inception weights)")
     name = feature.removesuffix("-classifier")
     name = data["title"] if name == data["name"] else name
     return f"the feature space of a {name} classifier trained by this project (FID's idea without Inception weights)"
+
+
+SPACE_WORDS = {"inception": "the Inception space", "digit-classifier": "the digit classifier's space",
+               "stacked-digit-classifier": "the digit classifier's space, per channel"}
+
+
+def quality_caption(feature: str, rows: Sequence[dict], *, runs: int = 1) -> str:
+    """A quality figure's caption: what is plotted, in which space, and for inception rows the
+    protocol (network, counts, reference, resize)."""
+    fd = "FID" if feature == "inception" else "Fréchet distance"
+    right = "precision and recall" + (", and the confident share" if runs == 1 and feature != "inception" else "")
+    space = SPACE_WORDS.get(feature, f"the {feature.removesuffix('-classifier')} classifier's space")
+    text = f"{fd} (left) and {right} (right) per evaluated epoch, in {space}"
+    if runs > 1:
+        text += ", for the runs measured there"
+    listed = protocols(rows)
+    return text + (". Protocol: " + "; ".join(listed) + "." if listed else ".")
+
+
+STACKED_TEXT = ("Modes counts the distinct digit triples (of 1,000) among the generated samples, each channel "
+                "classified by the digit classifier, and KL is KL(p ‖ uniform over 1,000) over the non-empty "
+                "modes (natural log), PacGAN's protocol; the real columns give the same two figures for as many "
+                "real stacked images, so the classifier's own error is visible.")

@@ -292,10 +292,15 @@ def speed_figure(series: Sequence[Series]) -> str:
         return _png_uri(fig)
 
 
-def quality_figure(series: Sequence[Series], fd_label: str = "Fréchet distance") -> str | None:
-    """FD (left) and precision / recall (right) per evaluated epoch; None when nothing was
-    evaluated. One run also shows the confident share; several runs: one colour per run,
-    precision solid and recall dashed."""
+def _in_space(rows: Sequence[dict], feature: str | None) -> list[dict]:
+    return [r for r in rows if feature is None or str(r.get("features") or "digit-classifier") == feature]
+
+
+def quality_figure(series: Sequence[Series], fd_label: str = "Fréchet distance", feature: str | None = None) -> str | None:
+    """FD (left) and precision / recall (right) per evaluated epoch, of the rows measured in
+    `feature` (None: all); None when nothing was evaluated. One run also shows the confident
+    share; several runs: one colour per run, precision solid and recall dashed."""
+    series = [Series(s.label, s.metrics, _in_space(s.quality, feature), s.color, s.marks) for s in series]
     series = [s for s in series if s.quality]
     if not series:
         return None
@@ -334,3 +339,42 @@ def scaling_figure(points: Sequence[dict]) -> str:
         ax.set_ylim(bottom=0)
         _legend(ax, loc="upper left")
         return _png_uri(fig)
+
+
+def modes_figure(series: Sequence[Series]) -> str | None:
+    """Stacked MNIST: modes of 1,000 (left) and KL(p ‖ uniform) (right) per evaluated epoch, the
+    real stacked images' figures dashed; None when no row counted them."""
+    series = [Series(s.label, s.metrics, [r for r in s.quality if r.get("modes_of")], s.color, s.marks) for s in series]
+    series = [s for s in series if s.quality]
+    if not series:
+        return None
+    with _style():
+        fig, (a1, a2) = _figure(2, height=2.2)
+        for ax, key, real_key, ylabel in ((a1, "modes", "real_modes", "modes (of 1,000)"),
+                                          (a2, "kl_uniform", "real_kl_uniform", "KL(p ‖ uniform), lower is better")):
+            for i, s in enumerate(series):
+                color = "C4" if len(series) == 1 else s.color
+                _line(ax, s.quality, key, color=color, label=mpl_text(s.label) if len(series) > 1 else "generated")
+                real = [v for v in _values(s.quality, real_key) if math.isfinite(v)]
+                if real:
+                    ax.axhline(real[-1], color=color, ls="--", lw=0.9,
+                               label="real stacked images" if i == 0 else None)
+            ax.set_ylabel(ylabel)
+            ax.set_ylim(bottom=0)
+        a1.set_ylim(0, 1050)
+        _legend(a1, loc="lower right")
+        return _png_uri(fig)
+
+
+def quality_plots(series: Sequence[Series], features: Sequence[str]) -> list[dict]:
+    """One FD / precision-recall figure per feature space the runs were measured in, each with
+    its caption (the protocol of inception rows included)."""
+    from gan_dist.report.describe import quality_caption, rows_in
+
+    out = []
+    for feature in features:
+        url = quality_figure(series, "FID" if feature == "inception" else "Fréchet distance", feature=feature)
+        if url:
+            rows = [r for s in series for r in rows_in(s.quality, feature)]
+            out.append({"feature": feature, "url": url, "caption": quality_caption(feature, rows, runs=len(series))})
+    return out

@@ -28,7 +28,7 @@ from gan_dist.report.output import (
     publish,
     render_template,
 )
-from gan_dist.report.plots import Series, disc_figure, loss_figure, quality_figure, recipe_figure
+from gan_dist.report.plots import Series, disc_figure, loss_figure, modes_figure, quality_plots, recipe_figure
 from gan_dist.report.rundata import load_run
 
 __all__ = [
@@ -58,10 +58,12 @@ def build_context(run: dict, *, title: str | None, author: str | None, student_i
     loss = d.loss_facts(cfg)
     series = Series("run", metrics, run["quality"], marks=timeline["resume_epochs"] if timeline else [],
                     loss=loss.name)
-    fd_label = "FID" if quality["features"] == ["inception"] else "Fréchet distance"
     plots = {"loss": loss_figure([series]), "disc": disc_figure([series]), "recipe": recipe_figure([series]),
-             "quality": quality_figure([series], fd_label)}
-    numbered = [name for name in ("loss", "disc", "recipe", "quality") if plots[name]]  # figure numbers
+             "quality": quality_plots([series], quality["features"]), "modes": modes_figure([series])}
+    fig, number = {}, 1  # figure numbers, in the order the report shows them
+    for name in ("loss", "disc", "recipe", "quality", "modes"):
+        fig[name] = number if plots[name] else None
+        number += (len(plots[name]) if name == "quality" else 1) if plots[name] else 0
     return {
         "title": title or f"Generative Adversarial Networks on {data['title']}",
         "author": author, "student_id": student_id, "course": course,
@@ -73,7 +75,7 @@ def build_context(run: dict, *, title: str | None, author: str | None, student_i
         "figures": [d.sample_figure(run, e) for e in shown],
         "data": data, "nets": nets, "where": where, "timeline": timeline,
         "grid": cfg.get("grid") if isinstance(cfg.get("grid"), dict) else {"rows": 8, "cols": 8},
-        "plots": plots, "fig": {name: numbered.index(name) + 1 if name in numbered else None for name in plots},
+        "plots": plots, "fig": fig,
         "config_rows": d.config_rows(cfg), "dataset_rows": d.dataset_rows(data),
         "hardware_rows": [
             ("Device", where["device"]),
@@ -92,6 +94,7 @@ def build_context(run: dict, *, title: str | None, author: str | None, student_i
         ],
         "networks": d.network_tables(cfg),
         "quality": quality, "features_text": [d.features_text(f, data) for f in quality["features"]],
+        "stacked_text": d.STACKED_TEXT,
         "ln2": d.LN2, "k": cfg.get("k_disc", 1), "loss_kind": loss.name, "loss": loss,
         "terms": d.loss_terms(cfg), "recipe": d.recipe_facts(cfg, metrics), "references": d.references(cfg),
     }

@@ -12,8 +12,9 @@ import struct
 from pathlib import Path
 from typing import Any
 
+from gan_dist.config import renamed
 from gan_dist.errors import GanError
-from gan_dist.rundir import EVENTS, epoch_files, read_events, read_jsonl
+from gan_dist.rundir import EVENTS, epoch_files, quality_key, read_events, read_jsonl
 
 
 def load_run(run_dir: Path) -> dict[str, Any]:
@@ -31,11 +32,12 @@ def load_run(run_dir: Path) -> dict[str, Any]:
         raise GanError(f"{config_path} is not valid JSON ({err}); restore it from the run") from None
     if not isinstance(config, dict):
         raise GanError(f"{config_path} is not a JSON object; restore it from the run")
+    config = renamed(config)  # runs written before an option was renamed read as today's
     metrics, bad_lines = read_jsonl(run_dir / "metrics.jsonl")
     if not metrics:
         raise GanError(f"{run_dir} has no completed epoch in metrics.jsonl; report once the "
                        "first epoch has finished")
-    quality, _ = read_jsonl(run_dir / "quality.jsonl")
+    quality, _ = read_jsonl(run_dir / "quality.jsonl", quality_key)  # one per (epoch, feature space)
     try:
         status = json.loads((run_dir / "status.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):

@@ -81,6 +81,7 @@ def summarize_run(run_dir: Path) -> dict:
         "d_loss": last.get("d_loss"),
         "fd": (quality or {}).get("fd"),
         "fd_epoch": (quality or {}).get("epoch"),
+        "fd_inception": (quality or {}).get("features") == "inception",
         "world_size": last.get("world_size", cfg.get("world_size")),
         "dataset": cfg.get("dataset"),
     }
@@ -117,7 +118,8 @@ def runs_table(rows: list[dict], title: str):
     table.add_column("procs", justify="right")
     for row in rows:
         total = row["epochs_total"] if row["epochs_total"] is not None else "?"
-        fd = "-" if row["fd"] is None else f"{_num(row['fd'], '.2f')} ({row['fd_epoch']})"
+        fd = "-" if row["fd"] is None else (f"{_num(row['fd'], '.2f')} ({row['fd_epoch']}"
+                                            f"{', FID' if row.get('fd_inception') else ''})")
         style = STATUS_STYLE.get(row["status"], "")
         table.add_row(row["name"], f"[{style}]{row['status']}[/]" if style else row["status"],
                       f"{row['epochs_done']}/{total}", _num(row["g_loss"], ".4f"),
