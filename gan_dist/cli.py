@@ -221,7 +221,10 @@ def eval_(
     (--raw on a run with an EMA: quality_raw.jsonl)."""
     with user_errors():
         wanted = list(parse_epoch_list(epochs, "--epochs")) if epochs else None
-        from gan_dist.metrics.quality import evaluate_run, format_row, quality_file
+        from gan_dist.environment import RunEnvironment
+        from gan_dist.metrics.quality import evaluate_run, format_row, quality_file, use_cache_dir
+
+        use_cache_dir(RunEnvironment.read().cache_dir)  # the environment, read here at the edge
 
         if features is not None:
             from gan_dist.config import FEATURES, check_choice

@@ -14,7 +14,7 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from gan_dist.atomic import write_atomic
 from gan_dist.epochs import epoch_tag, parse_epoch_tag

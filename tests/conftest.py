@@ -6,8 +6,12 @@ import pytest
 @pytest.fixture(scope="session", autouse=True)
 def private_cache(tmp_path_factory):
     """Real-data statistics are cached per user; tests use a cache of their own."""
+    from gan_dist.metrics import quality
+
     mp = pytest.MonkeyPatch()
-    mp.setenv("GAN_DIST_CACHE", str(tmp_path_factory.mktemp("cache")))
+    cache = tmp_path_factory.mktemp("cache")
+    mp.setenv("GAN_DIST_CACHE", str(cache))  # for the `gan` processes tests start
+    mp.setattr(quality, "_CACHE", cache)  # for what tests call in this process
     yield
     mp.undo()
 

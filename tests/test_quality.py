@@ -172,7 +172,7 @@ def test_evaluation_leaves_global_rng_and_mode_alone(real_and_heldout):
 
 
 def test_real_stats_are_cached_on_disk(tmp_path, monkeypatch):
-    monkeypatch.setenv("GAN_DIST_CACHE", str(tmp_path))
+    monkeypatch.setattr(quality, "_CACHE", tmp_path)  # as `gan eval` sets it from GAN_DIST_CACHE
     images = load_sample().images[:300]
     first = quality.real_stats(images, "tiny")
     files = list(tmp_path.glob("real-tiny-*.npz"))

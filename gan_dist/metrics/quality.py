@@ -7,7 +7,8 @@
 - `modes`, `kl_uniform`, `confident`: from the classifier's predicted labels.
 
 Real-data statistics are computed once per (dataset contents, classifier) and cached on disk
-under $GAN_DIST_CACHE (default ~/.cache/gan_dist) and in memory. Nothing here touches the
+under the cache folder the edge gives (use_cache_dir: $GAN_DIST_CACHE, default ~/.cache/gan_dist, read
+by environment.py) and in memory. Nothing here touches the
 global RNGs, so evaluating during training does not change training results.
 
 Feature spaces: the shipped digit classifier (MNIST at 28×28), a classifier per labelled dataset
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +30,15 @@ import torch
 from gan_dist.atomic import write_atomic
 from gan_dist.errors import GanError
 from gan_dist.metrics.classifier import classifier_id, load_classifier
-from gan_dist.rundir import CONFIG, QUALITY, QUALITY_RAW, RunDir, epoch_files, quality_key, read_jsonl
+from gan_dist.rundir import (
+    CONFIG,
+    QUALITY,
+    QUALITY_RAW,
+    RunDir,
+    epoch_files,
+    quality_key,
+    read_jsonl,
+)
 
 KEYS = ("fd", "kid", "modes", "kl_uniform", "confident", "precision", "recall", "samples")
 CLASSES = 10
@@ -203,12 +211,20 @@ class RealStats:
 _MEMORY: dict[str, RealStats] = {}
 
 
+_CACHE: Path | None = None  # set at the edge (the CLI, training) from RunEnvironment.cache_dir
+
+
+def use_cache_dir(path: str | Path) -> None:
+    """Where real-data statistics and dataset classifiers are cached: the edges (`gan eval`,
+    training) pass RunEnvironment.cache_dir ($GAN_DIST_CACHE, else ~/.cache/gan_dist)."""
+    global _CACHE
+    _CACHE = Path(path)
+
+
 def cache_dir() -> Path:
-    env = os.environ.get("GAN_DIST_CACHE")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "gan_dist"
+    from gan_dist.environment import RunEnvironment
+
+    return _CACHE if _CACHE is not None else Path(RunEnvironment.cache_dir)  # the default, unset
 
 
 def real_stats(images_u8: np.ndarray, name: str, space: FeatureSpace | None = None) -> RealStats:

@@ -28,7 +28,14 @@ from gan_dist.report.output import (
     publish,
     render_template,
 )
-from gan_dist.report.plots import Series, disc_figure, loss_figure, modes_figure, quality_plots, recipe_figure
+from gan_dist.report.plots import (
+    Series,
+    disc_figure,
+    loss_figure,
+    modes_figure,
+    quality_plots,
+    recipe_figure,
+)
 from gan_dist.report.rundata import load_run
 
 __all__ = [

@@ -69,6 +69,11 @@ def train(cfg: TrainConfig, env: RunEnvironment, *, should_stop: StopCheck = lam
     check_image_shape(cfg.arch, data.shape)
     device, steps = accelerator.device, len(data) // cfg.batch_size
 
+    if cfg.eval_epochs:  # evaluation during training caches its real statistics where the environment says
+        from gan_dist.metrics.quality import use_cache_dir
+
+        use_cache_dir(env.cache_dir)
+
     # Networks, optimisers and the EMA, identical on every process; DiffAugment's p (fixed, or
     # ADA's controller, which checkpoints save).
     models = build_training_models(cfg, net_spec(cfg, data), accelerator)
