@@ -143,13 +143,15 @@ class RunDir:
                     folder.mkdir(parents=True, exist_ok=True)
 
     def remove_leftovers(self) -> None:
-        """Temp files of atomic writes a killed run left (.NAME.<random>.tmp), in the run's own
-        folders; checkpoints/ has its own cleaner (training/checkpoint.py)."""
+        """Temp files of atomic writes a killed training run left (.NAME.<random>.tmp) beside the
+        files training writes; checkpoints/ has its own cleaner (training/checkpoint.py). Not
+        quality.jsonl's or report.pdf's: `gan eval` / `gan report` may be writing them now."""
         if not self.is_main:
             return
+        ours = tuple(f".{name}." for name in (CONFIG, STATUS, METRICS, GENERATOR, GENERATOR_RAW))
         for folder in (self.path, self.samples, self.generators, self.generators / "raw"):
             for tmp in folder.glob(f".*{TMP_SUFFIX}") if folder.is_dir() else ():
-                if tmp.is_file():
+                if tmp.is_file() and (folder != self.path or tmp.name.startswith(ours)):
                     tmp.unlink(missing_ok=True)
 
     def write_config(self, data: dict[str, Any]) -> None:

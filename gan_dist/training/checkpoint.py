@@ -159,8 +159,10 @@ def readable_checkpoint(folder: Path, *, show_warning: bool = True) -> Path | No
         passed.append((path, problem))
     if passed:
         newest, why = passed[0]
-        raise GanError(f"none of the {len(passed)} checkpoints in {folder} can be read (newest: {newest.name}, {why}): "
-                       f"move {folder} aside to start this run again, or start a new run with another --name")
+        which = (f"the only checkpoint, {newest}, cannot be read ({why})" if len(passed) == 1 else
+                 f"none of the {len(passed)} checkpoints in {folder} can be read (newest: {newest.name}, {why})")
+        raise GanError(f"{which}: move {folder} aside to start this run again, or start a new run with "
+                       "another --name")
     return None
 
 

@@ -10,9 +10,8 @@ and the signal handlers it installs are restored when it returns.
 
 The process that owns the run (node 0's launcher, or rank 0 under an outside launcher) holds
 the run's lock (runlock.py) from before anything is checked or written until training ends,
-its workers' lives included (they die with it: training/worker.py), and removes what a
-killed run left behind before resuming. Everything that can refuse a run (options, resume,
-processes, precision) is checked before the first write.
+its workers' lives included (they die with it: training/worker.py). Everything that can
+refuse a run (options, resume, processes, precision) is checked before the first write.
 """
 
 from __future__ import annotations
@@ -33,9 +32,8 @@ from gan_dist.config import TrainConfig, check_batch_split
 from gan_dist.diskspace import DiskFull
 from gan_dist.environment import RunEnvironment
 from gan_dist.errors import GanError
-from gan_dist.rundir import RunDir
 from gan_dist.runlock import RunLock
-from gan_dist.training.checkpoint import remove_leftovers, resolve_resume, target_run_dir
+from gan_dist.training.checkpoint import resolve_resume, target_run_dir
 from gan_dist.training.faults import Fault
 from gan_dist.training.stopping import EXIT_STOPPED, ForwardStopSignals, StopRequest
 
@@ -79,7 +77,7 @@ def start_threads(cfg: TrainConfig, env: RunEnvironment) -> None:
 
 
 def owns_run(cfg: TrainConfig, env: RunEnvironment) -> bool:
-    """The one process that locks, checks and cleans the run directory: node 0's launcher, or
+    """The one process that locks and checks the run directory: node 0's launcher, or
     rank 0 under an outside launcher."""
     return cfg.node_rank == 0 and env.is_first_process
 
@@ -93,8 +91,9 @@ def plan_run(cfg: TrainConfig, explicit: set[str], env: RunEnvironment) -> Train
 @contextlib.contextmanager
 def run_directory_owned(cfg: TrainConfig, explicit: set[str], env: RunEnvironment):
     """Inside: the run's lock held (by its owner), the run directory pinned (`--resume auto`
-    without --name names the newest run once, the one locked), a killed life's leftovers
-    removed. Yields (cfg, explicit) to plan with."""
+    without --name names the newest run once, the one locked). Yields (cfg, explicit) to plan
+    with. (What a killed life left behind is removed by the Checkpointer, on the main process,
+    before training writes anything.)"""
     if not owns_run(cfg, env):
         yield cfg, explicit
         return
@@ -102,16 +101,18 @@ def run_directory_owned(cfg: TrainConfig, explicit: set[str], env: RunEnvironmen
     if cfg.resume == "auto" and "name" not in explicit:
         cfg, explicit = cfg.replace(out=str(run_dir.parent), name=run_dir.name), explicit | {"name"}
     with RunLock(run_dir):
-        remove_leftovers(RunDir(run_dir, is_main=True))
         yield cfg, explicit
 
 
 def check_precision(cfg: TrainConfig, use_cpu: bool) -> None:
-    """Refuse a precision the device cannot run well before anything is written; each training
-    process makes the same choice again on its own device (training/loop.py)."""
+    """Refuse a precision the CPU cannot run well before anything is written or spawned. Each
+    training process makes the same choice again on its own device (training/loop.py), first
+    thing, before writing: that is where a GPU's answer comes from (asking here would open a
+    CUDA context in the launcher for the whole run)."""
     from gan_dist.training.precision import choose_precision
 
-    choose_precision(cfg.precision, "cpu" if use_cpu else "cuda", allow_slow_bf16=cfg.allow_slow_bf16)
+    if use_cpu:
+        choose_precision(cfg.precision, "cpu", allow_slow_bf16=cfg.allow_slow_bf16)
 
 
 # ---- how many processes -------------------------------------------------------------------
