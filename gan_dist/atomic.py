@@ -2,7 +2,9 @@
 
 A temp file in the same folder, fsync, rename: a reader (or a kill) sees the old file or the
 new one, never half of one. Torch-free and dependency-free, so every module may use it
-(rundir, generator files, caches, `gan sample`).
+(rundir, generator files, caches, `gan sample`, the report). A write that fails for lack of
+space or quota removes its temp file and raises DiskFull (diskspace.py): one line, not a
+traceback, and the file it was replacing is untouched.
 """
 
 from __future__ import annotations
@@ -12,11 +14,21 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
+from gan_dist.diskspace import writing
+
+TMP_SUFFIX = ".tmp"  # temp files are .NAME.<random>.tmp beside NAME: a kill leaves one behind
+
 
 def write_atomic(path: Path, content: str | bytes | Callable[[Path], None]) -> Path:
     """Replace `path` atomically with text, bytes, or whatever `content(tmp_path)` writes."""
     path = Path(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with writing(f"writing {path}", path.parent):
+        _write_atomic(path, content)
+    return path
+
+
+def _write_atomic(path: Path, content: str | bytes | Callable[[Path], None]) -> None:
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -33,4 +45,3 @@ def write_atomic(path: Path, content: str | bytes | Callable[[Path], None]) -> P
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return path

@@ -39,7 +39,7 @@ from gan_dist.presets import PRESETS
 from gan_dist.training.augment import AUGMENTS, parse_augment
 from gan_dist.training.losses import LOSSES
 
-PRECISIONS = ("no", "bf16", "fp16")
+PRECISIONS = ("no", "bf16", "fp16", "auto")
 DATA_MEMORY = ("auto", "device", "host")
 FEATURES = ("auto", "inception")
 # '=' and ',' let a sweep name its points after their options (`lr=2e-4,seed=1`, Hydra's
@@ -164,8 +164,11 @@ class TrainConfig:
     beta2: float = option(0.999, "Adam beta2.", label="Adam β2", tunable=True)
     latent_dim: int = option(100, "Size of the noise vector z.", label="Latent dimension")
     seed: int = option(0, "Seed of weights, data order, noise and dropout.", label="Seed")
-    precision: str = option("no", "Mixed precision: no | bf16 | fp16.", label="Precision",
-                            choices=PRECISIONS, tunable=True)
+    precision: str = option("no", "Mixed precision: no | bf16 | fp16 | auto (bf16 where the device has it natively, "
+                            "else no). bf16 on a CPU without native bf16 is refused (docs/accidents.md).",
+                            label="Precision", choices=PRECISIONS, tunable=True)
+    allow_slow_bf16: bool = option(False, "Allow --precision bf16 where the device has no native bf16 (emulated, "
+                                   "many times slower): to test bf16 numerics on such a machine.", resumable=True)
     compile: bool = option(False, "torch.compile G and D.", label="torch.compile", resumable=True)
     channels_last: bool = option(False, "Keep the conv networks' weights and images channels-last (NHWC) in "
                                  "memory: faster convolutions on some CPUs and GPUs (--arch dcgan).",
@@ -174,6 +177,9 @@ class TrainConfig:
     gpus: int | None = option(None, "Processes on this machine, one per GPU (default: all visible, else CPU).",
                               resumable=True)
     cpu: bool = option(False, "Train on the CPU.", resumable=True)
+    threads: int | None = option(None, "CPU threads per process (default: this machine's usable cores shared between "
+                                 "its processes, or OMP_NUM_THREADS). Two runs side by side: give each half.",
+                                 resumable=True)
     processes: int = option(1, "CPU processes per node (gloo).", resumable=True)
     nodes: int = option(1, "Number of machines.", resumable=True)
     node_rank: int = option(0, "This machine's rank, 0..nodes-1.", resumable=True)
@@ -298,6 +304,7 @@ class TrainConfig:
         need(0 <= self.d_dropout < 1, f"--d-dropout must lie in [0, 1), got {self.d_dropout}")
         need(self.checkpoint_minutes >= 0, f"--checkpoint-minutes must be 0 (off) or more, got {self.checkpoint_minutes}")
         need(self.gpus is None or self.gpus >= 0, f"--gpus must be 0 or more, got {self.gpus}")
+        need(self.threads is None or self.threads >= 1, f"--threads must be at least 1, got {self.threads}")
         need(0 <= self.node_rank < self.nodes, f"--node-rank must lie in 0..{self.nodes - 1}, got {self.node_rank}")
         need(1 <= self.master_port <= 65535, f"--master-port must lie in 1..65535, got {self.master_port}")
         need(self.nodes == 1 or bool(self.name), "multi-node runs need --name, so every node writes to the same run")

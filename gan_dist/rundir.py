@@ -5,10 +5,16 @@ write from the wrong process. Reading helpers are plain functions usable anywher
 report and `gan runs` read runs without torch); this module never imports torch, and the
 writers that take tensors import what they need when called. Every file name of a run
 directory is spelled here; what lies inside checkpoints/ is training/checkpoint.py's business.
+
+A write that fails for lack of space or quota raises DiskFull (diskspace.py) naming what it
+wrote, and leaves what was complete before: atomic writes remove their temp file, an append
+cut short is truncated back to its last whole line. Who may write at all is decided before:
+one `gan train` per run directory holds RUN_DIR/.lock (runlock.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -16,7 +22,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from gan_dist.atomic import write_atomic
+from gan_dist.atomic import TMP_SUFFIX, write_atomic
+from gan_dist.diskspace import writing
 from gan_dist.epochs import epoch_tag, parse_epoch_tag
 
 METRICS = "metrics.jsonl"
@@ -28,6 +35,7 @@ STATUS = "status.json"
 GENERATOR = "generator.safetensors"  # the EMA generator when the run keeps one, else the trained G
 GENERATOR_RAW = "generator_raw.safetensors"  # the trained G, when GENERATOR is its EMA
 REPORT = "report.pdf"
+QUALITY_LOCK = ".quality.lock"  # `gan eval` and training's evaluation merge quality.jsonl in turn
 
 
 def read_jsonl(path: Path, key: Callable[[dict[str, Any]], Any] | None = None) -> tuple[list[dict[str, Any]], int]:
@@ -136,8 +144,21 @@ class RunDir:
     # ---- writes (main process only) ----------------------------------------------------
     def create(self) -> None:
         if self.is_main:
-            for folder in (self.path, self.samples, self.generators, self.checkpoints):
-                folder.mkdir(parents=True, exist_ok=True)
+            with writing(f"creating the run directory {self.path}", self.path):
+                for folder in (self.path, self.samples, self.generators, self.checkpoints):
+                    folder.mkdir(parents=True, exist_ok=True)
+
+    def remove_leftovers(self) -> None:
+        """Temp files of atomic writes a killed training run left (.NAME.<random>.tmp) beside the
+        files training writes; checkpoints/ has its own cleaner (training/checkpoint.py). Not
+        quality.jsonl's or report.pdf's: `gan eval` / `gan report` may be writing them now."""
+        if not self.is_main:
+            return
+        ours = tuple(f".{name}." for name in (CONFIG, STATUS, METRICS, GENERATOR, GENERATOR_RAW))
+        for folder in (self.path, self.samples, self.generators, self.generators / "raw"):
+            for tmp in folder.glob(f".*{TMP_SUFFIX}") if folder.is_dir() else ():
+                if tmp.is_file() and (folder != self.path or tmp.name.startswith(ours)):
+                    tmp.unlink(missing_ok=True)
 
     def write_config(self, data: dict[str, Any]) -> None:
         if self.is_main:
@@ -154,10 +175,17 @@ class RunDir:
     def _append(self, name: str, row: dict[str, Any]) -> None:
         if not self.is_main:
             return
-        with open(self.path / name, "a") as fh:
-            fh.write(json.dumps(row) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        path = self.path / name
+        with writing(f"appending to {path}", path.parent), open(path, "a") as fh:
+            size = fh.tell()
+            try:
+                fh.write(json.dumps(row) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    fh.truncate(size)  # no half line left behind; truncating needs no space
+                raise
 
     def rewrite_metrics(self, rows: list[dict[str, Any]]) -> None:
         """On resume: exactly the epochs the checkpoint holds, each once."""
@@ -168,9 +196,24 @@ class RunDir:
         """Merge rows into quality.jsonl (or `name`): one per (epoch, feature space), the newest wins."""
         if not self.is_main:
             return
-        rows = {quality_key(row): row for row in read_jsonl(self.path / name, quality_key)[0]}
-        rows.update({quality_key(row): row for row in new_rows})
-        write_atomic(self.path / name, "".join(json.dumps(rows[k]) + "\n" for k in sorted(rows)))
+        with self._quality_turn():
+            rows = {quality_key(row): row for row in read_jsonl(self.path / name, quality_key)[0]}
+            rows.update({quality_key(row): row for row in new_rows})
+            write_atomic(self.path / name, "".join(json.dumps(rows[k]) + "\n" for k in sorted(rows)))
+
+    @contextlib.contextmanager
+    def _quality_turn(self):
+        """Read-merge-write of quality.jsonl one process at a time: a `gan eval` beside a training
+        run that evaluates would otherwise drop the other's row. A file system without locks:
+        no waiting (the window is milliseconds)."""
+        import fcntl
+
+        with writing(f"writing {self.path / QUALITY_LOCK}", self.path):
+            fh = open(self.path / QUALITY_LOCK, "a")
+        with fh:
+            with contextlib.suppress(OSError):
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            yield
 
     def write_status(self, state: str, **extra: Any) -> None:
         if self.is_main:

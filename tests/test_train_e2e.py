@@ -100,7 +100,7 @@ def test_damaged_checkpoint_is_refused_without_touching_the_run(tmp_path):
     (ckpt / "model.safetensors").write_bytes(b"garbage")
     before = (tmp_path / "d" / "metrics.jsonl").read_text()
     proc = gan("train", *FAST, "--epochs", "2", "--out", tmp_path, "--name", "d", "--resume", "auto", check=False)
-    assert proc.returncode == 2 and "cannot be loaded" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and "cannot be read" in proc.stderr and "Traceback" not in proc.stderr
     assert (tmp_path / "d" / "metrics.jsonl").read_text() == before
 
 

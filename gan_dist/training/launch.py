@@ -7,6 +7,11 @@ Under an outside launcher (torchrun, accelerate launch) we are already a worker.
 
 The launcher leaves nothing changed behind: environment variables it sets for its workers
 and the signal handlers it installs are restored when it returns.
+
+The process that owns the run (node 0's launcher, or rank 0 under an outside launcher) holds
+the run's lock (runlock.py) from before anything is checked or written until training ends,
+its workers' lives included (they die with it: training/worker.py). Everything that can
+refuse a run (options, resume, processes, precision) is checked before the first write.
 """
 
 from __future__ import annotations
@@ -24,9 +29,11 @@ from pathlib import Path
 from typing import Iterable
 
 from gan_dist.config import TrainConfig, check_batch_split, check_pack_split
+from gan_dist.diskspace import DiskFull
 from gan_dist.environment import RunEnvironment
 from gan_dist.errors import GanError
-from gan_dist.training.checkpoint import resolve_resume
+from gan_dist.runlock import RunLock
+from gan_dist.training.checkpoint import resolve_resume, target_run_dir
 from gan_dist.training.faults import Fault
 from gan_dist.training.stopping import EXIT_STOPPED, ForwardStopSignals, StopRequest
 
@@ -42,19 +49,70 @@ class ProcessPlan:
         return self.per_node * self.nodes
 
 
-def configure_threads(env: RunEnvironment) -> None:
-    """Share the CPU cores between the processes of this machine unless told otherwise."""
+def configure_threads(env: RunEnvironment, threads: int | None = None) -> None:
+    """CPU threads of this process: `threads` (--threads), else OMP_NUM_THREADS, else the
+    usable cores shared between the processes of this machine."""
     import torch
 
-    if env.omp_num_threads is None:
-        torch.set_num_threads(max(1, env.usable_cpus() // (env.local_world_size or 1)))
+    if threads:
+        torch.set_num_threads(threads)
+    elif env.omp_num_threads is None:
+        torch.set_num_threads(worker_threads(env, env.local_world_size or 1))
     torch.set_flush_denormal(True)  # denormals in late GAN training slow CPU matmuls many-fold
+
+
+def worker_threads(env: RunEnvironment, per_node: int) -> int:
+    return max(1, env.usable_cpus() // per_node)
+
+
+def start_threads(cfg: TrainConfig, env: RunEnvironment) -> None:
+    """Each training process, first thing: its threads, and on a crowded machine one warning."""
+    import torch
+
+    configure_threads(env, cfg.threads)
+    if cfg.cpu or not torch.cuda.is_available():
+        from gan_dist.training.crowding import warn_if_crowded
+
+        warn_if_crowded(env)
+
+
+def owns_run(cfg: TrainConfig, env: RunEnvironment) -> bool:
+    """The one process that locks and checks the run directory: node 0's launcher, or
+    rank 0 under an outside launcher."""
+    return cfg.node_rank == 0 and env.is_first_process
 
 
 def plan_run(cfg: TrainConfig, explicit: set[str], env: RunEnvironment) -> TrainConfig:
     """Resolve --resume to a concrete checkpoint (or a fresh start) and refuse overwrites; only
-    node 0's first process checks for an existing run (the others may already see its files)."""
-    return resolve_resume(cfg, explicit, first_process=cfg.node_rank == 0 and env.is_first_process)
+    the owner checks for an existing run (the others may already see its files)."""
+    return resolve_resume(cfg, explicit, first_process=owns_run(cfg, env))
+
+
+@contextlib.contextmanager
+def run_directory_owned(cfg: TrainConfig, explicit: set[str], env: RunEnvironment):
+    """Inside: the run's lock held (by its owner), the run directory pinned (`--resume auto`
+    without --name names the newest run once, the one locked). Yields (cfg, explicit) to plan
+    with. (What a killed life left behind is removed by the Checkpointer, on the main process,
+    before training writes anything.)"""
+    if not owns_run(cfg, env):
+        yield cfg, explicit
+        return
+    run_dir = target_run_dir(cfg, explicit)
+    if cfg.resume == "auto" and "name" not in explicit:
+        cfg, explicit = cfg.replace(out=str(run_dir.parent), name=run_dir.name), explicit | {"name"}
+    with RunLock(run_dir):
+        yield cfg, explicit
+
+
+def check_precision(cfg: TrainConfig, use_cpu: bool) -> None:
+    """Refuse a precision the CPU cannot run well before anything is written or spawned. Each
+    training process makes the same choice again on its own device (training/loop.py), first
+    thing, before writing: that is where a GPU's answer comes from (asking here would open a
+    CUDA context in the launcher for the whole run)."""
+    from gan_dist.training.precision import choose_precision
+
+    if use_cpu:
+        choose_precision(cfg.precision, "cpu", allow_slow_bf16=cfg.allow_slow_bf16)
 
 
 # ---- how many processes -------------------------------------------------------------------
@@ -86,19 +144,26 @@ def launch_training(cfg: TrainConfig, explicit: set[str] | frozenset = frozenset
     env = env or RunEnvironment.read()
     stop_files = [str(f) for f in (*stop_files, *([env.stop_file] if env.stop_file else []))]
     check_tracker(cfg.log_with)
-    if env.under_launcher:
-        if (env.world_size or 1) > 1 and "name" not in explicit:
-            raise GanError("under torchrun / accelerate launch every process needs the same --name: pass one")
-        return _train_here(plan_run(cfg, set(explicit), env), env, stop_files, fault)
-    cfg = plan_run(cfg, set(explicit), env)
-    plan = plan_processes(cfg, set(explicit))
-    cfg = cfg.replace(cpu=plan.use_cpu)
-    if plan.nodes == 1 and "master_port" not in explicit:
-        cfg = cfg.replace(master_port=_free_port())  # one machine: any free port will do
-    check_pack_split(check_batch_split(cfg.batch_size, plan.world_size), cfg.pack)
-    if plan.world_size == 1:
-        return _train_here(cfg, env, stop_files, fault)
-    return _spawn(cfg, plan, env, stop_files, fault)
+    if env.under_launcher and (env.world_size or 1) > 1 and "name" not in explicit:
+        raise GanError("under torchrun / accelerate launch every process needs the same --name: pass one")
+    try:
+        with run_directory_owned(cfg, set(explicit), env) as (cfg, explicit):
+            if env.under_launcher:
+                return _train_here(plan_run(cfg, explicit, env), env, stop_files, fault)
+            cfg = plan_run(cfg, explicit, env)
+            plan = plan_processes(cfg, explicit)
+            cfg = cfg.replace(cpu=plan.use_cpu)
+            if plan.nodes == 1 and "master_port" not in explicit:
+                cfg = cfg.replace(master_port=_free_port())  # one machine: any free port will do
+            check_pack_split(check_batch_split(cfg.batch_size, plan.world_size), cfg.pack)
+            check_precision(cfg, plan.use_cpu)
+            if plan.world_size == 1:
+                return _train_here(cfg, env, stop_files, fault)
+            return _spawn(cfg, plan, env, stop_files, fault)
+    except DiskFull as err:  # before training (the lock, the leftovers): the same one line
+        from gan_dist.training.space import OutOfSpace, out_of_space_line
+
+        raise OutOfSpace(out_of_space_line(err, cfg.run_dir)) from None
 
 
 def check_tracker(name: str | None) -> None:
@@ -119,7 +184,7 @@ def _train_here(cfg: TrainConfig, env: RunEnvironment, stop_files: list[str], fa
     from gan_dist.training.faults import NO_HOOKS
     from gan_dist.training.loop import train
 
-    configure_threads(env)
+    start_threads(cfg, env)
     with preserved_environ(), StopRequest(stop_files) as stop:
         return train(cfg, env, should_stop=stop, hooks=fault or NO_HOOKS)
 
@@ -200,7 +265,8 @@ def _spawn(cfg: TrainConfig, plan: ProcessPlan, env: RunEnvironment, stop_files:
     launch_file = workdir / "launch.json"
     launch_file.write_text(json.dumps({
         "config": cfg.to_dict(), "stop_files": [*stop_files, str(launcher_stop)],
-        "result_file": str(result_file), "fault": str(fault) if fault else None}))
+        "result_file": str(result_file), "fault": str(fault) if fault else None,
+        "launcher_pid": os.getpid()}))  # the workers die with this process (and its run lock)
     launch = LaunchConfig(
         min_nodes=plan.nodes, max_nodes=plan.nodes, nproc_per_node=plan.per_node,
         run_id=f"gan-{cfg.name}", rdzv_backend="static",
@@ -209,12 +275,14 @@ def _spawn(cfg: TrainConfig, plan: ProcessPlan, env: RunEnvironment, stop_files:
         max_restarts=0, monitor_interval=0.2, start_method="spawn",
         signals_to_handle="SIGINT,SIGHUP,SIGQUIT",
     )
-    worker_env = {"OMP_NUM_THREADS": str(max(1, env.usable_cpus() // plan.per_node))}  # share the cores
+    worker_env = {"OMP_NUM_THREADS": str(worker_threads(env, plan.per_node))}  # share the cores
     if cfg.master_addr in ("127.0.0.1", "localhost"):
         worker_env["GLOO_SOCKET_IFNAME"] = "lo"
     try:
         with preserved_environ(**worker_env), preserved_signal_handlers(), quiet_elastic_logs(), \
                 ForwardStopSignals(launcher_stop):
+            if cfg.threads:  # --threads wins over an OMP_NUM_THREADS the user set
+                os.environ["OMP_NUM_THREADS"] = str(cfg.threads)
             elastic_launch(launch, entrypoint=sys.executable)("-m", "gan_dist.training.worker", str(launch_file))
         return EXIT_STOPPED if result_file.exists() else 0
     except ChildFailedError as err:

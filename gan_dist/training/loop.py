@@ -13,6 +13,7 @@ run exactly. Nothing here reads the environment: it arrives as a RunEnvironment.
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import socket
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ import torch
 from gan_dist import __version__
 from gan_dist.config import TrainConfig, check_batch_split, check_pack_split
 from gan_dist.datasets.resident import training_set
+from gan_dist.diskspace import DiskFull
 from gan_dist.environment import RunEnvironment
 from gan_dist.errors import GanError
 from gan_dist.nets import check_image_shape, parameter_count
@@ -41,8 +43,10 @@ from gan_dist.training.models import (
     net_spec,
 )
 from gan_dist.training.position import Position
+from gan_dist.training.precision import PrecisionChoice, settle_precision
 from gan_dist.training.progress import EpochProgress, History, LogWindow
 from gan_dist.training.randomness import Shard, StepRandomness
+from gan_dist.training.space import one_line_when_full
 from gan_dist.training.steps import Augmenter, draw_step, penalty_gammas, train_step
 from gan_dist.training.stopping import EXIT_STOPPED
 from gan_dist.training.tracking import Tracking
@@ -54,6 +58,7 @@ class Diverged(GanError):
     """A loss became NaN or infinite: the run stops without checkpointing the diverged state."""
 
 
+@one_line_when_full  # a full disk or quota ends the run with one line (training/space.py)
 def train(cfg: TrainConfig, env: RunEnvironment, *, should_stop: StopCheck = lambda: False,
           hooks: StepHooks = NO_HOOKS) -> int:
     """Train per `cfg` (resume from `cfg.resume` when it names a checkpoint). Returns the exit
@@ -62,6 +67,7 @@ def train(cfg: TrainConfig, env: RunEnvironment, *, should_stop: StopCheck = lam
     should_stop: asked at every sync point on every process; the answers are agreed across
     processes (training/stopping.py). hooks: act from outside the step (training/faults.py)."""
     # Processes, devices and the training set.
+    cfg, precision = settle_precision(cfg, uses_device(cfg))  # 'auto' made concrete; slow bf16 refused
     accelerator = make_accelerator(cfg, env)
     shard = Shard(accelerator.process_index, accelerator.num_processes, cfg.batch_size)
     check_pack_split(check_batch_split(cfg.batch_size, shard.world), cfg.pack)
@@ -98,7 +104,7 @@ def train(cfg: TrainConfig, env: RunEnvironment, *, should_stop: StopCheck = lam
 
     # Announce the run: config.json, the start event, the status, the trackers.
     run.rewrite_metrics(history.rows)  # every epoch once: drops rows past the checkpoint
-    run.write_config(run_record(cfg, env, accelerator, data, models, shard))
+    run.write_config(run_record(cfg, env, accelerator, data, models, shard, precision))
     where = {"world_size": shard.world, "num_nodes": env.nodes}
     run.append_event("resume" if cfg.resume else "start", epoch=position.epochs_done, step=position.step, **where)
     run.write_status("running", epoch=position.epochs_done, epochs=cfg.epochs)
@@ -193,8 +199,9 @@ def train(cfg: TrainConfig, env: RunEnvironment, *, should_stop: StopCheck = lam
                         break
     except BaseException as err:
         event = "diverged" if isinstance(err, Diverged) else "failed"
-        run.append_event(event, epoch=position.epochs_done, step=position.step, reason=str(err), **where)
-        run.write_status(event, epoch=position.epochs_done, epochs=cfg.epochs)
+        with contextlib.suppress(DiskFull):  # on a full disk the record may not fit: the error still tells
+            run.append_event(event, epoch=position.epochs_done, step=position.step, reason=str(err), **where)
+            run.write_status(event, epoch=position.epochs_done, epochs=cfg.epochs)
         raise
 
     # Finish: the final generators, or the record of the stop.
@@ -219,14 +226,17 @@ def make_accelerator(cfg: TrainConfig, env: RunEnvironment):
     from accelerate import Accelerator
     from accelerate.utils import InitProcessGroupKwargs
 
-    use_cpu = cfg.cpu or not torch.cuda.is_available()
-    if cfg.precision == "fp16" and use_cpu:
-        raise GanError("--precision fp16 needs a GPU: use --precision bf16 on the CPU")
+    use_cpu = uses_device(cfg) == "cpu"
     # A peer that is gone without closing its sockets fails the run after this, not 30 min.
     timeout = InitProcessGroupKwargs(timeout=timedelta(seconds=env.collective_timeout_seconds))
     configure_backends()
     return Accelerator(cpu=use_cpu, mixed_precision=cfg.precision, kwargs_handlers=[timeout],
                        log_with=cfg.log_with, project_dir=str(cfg.run_dir))
+
+
+def uses_device(cfg: TrainConfig) -> str:
+    """"cpu" or "cuda": the kind of device this process trains on."""
+    return "cpu" if cfg.cpu or not torch.cuda.is_available() else "cuda"
 
 
 def sync_interval(device: torch.device) -> int:
@@ -236,7 +246,8 @@ def sync_interval(device: torch.device) -> int:
     return 1 if device.type == "cpu" else 10
 
 
-def run_record(cfg: TrainConfig, env: RunEnvironment, accelerator, data, models: Models, shard: Shard) -> dict:
+def run_record(cfg: TrainConfig, env: RunEnvironment, accelerator, data, models: Models, shard: Shard,
+               precision: PrecisionChoice) -> dict:
     """config.json: every resolved option, and what this run ran on and with."""
     from gan_dist.nets.describe import describe_models
 
@@ -247,6 +258,7 @@ def run_record(cfg: TrainConfig, env: RunEnvironment, accelerator, data, models:
                            "discriminator": parameter_count(models.D_plain)},
             "architecture": describe_models(models.G_plain, models.D_plain),
             "num_classes": models.spec.num_classes, "grid": grid_layout(models.spec.label_values),
+            "precision_choice": precision.record(),
             **generator_record(models.ema is not None), "loss_terms": loss_terms(cfg, models.spec),
             "env": host_record(accelerator, env), "environment_variables": env.record()}
 
