@@ -66,14 +66,9 @@ def worker_threads(env: RunEnvironment, per_node: int) -> int:
 
 
 def start_threads(cfg: TrainConfig, env: RunEnvironment) -> None:
-    """Each training process, first thing: its threads, and on a crowded machine one warning."""
-    import torch
-
+    """Each training process, first thing: its threads (the crowded-machine warning comes from
+    train(), once the run is sure to start)."""
     configure_threads(env, cfg.threads)
-    if cfg.cpu or not torch.cuda.is_available():
-        from gan_dist.training.crowding import warn_if_crowded
-
-        warn_if_crowded(env)
 
 
 def owns_run(cfg: TrainConfig, env: RunEnvironment) -> bool:

@@ -34,6 +34,7 @@ from gan_dist.rundir import RunDir, generator_record
 from gan_dist.training.augment import AdaController
 from gan_dist.training.backends import configure_backends
 from gan_dist.training.checkpoint import Checkpointer
+from gan_dist.training.crowding import warn_if_crowded
 from gan_dist.training.faults import NO_HOOKS, StepHooks
 from gan_dist.training.grids import draw_grid, grid_inputs, grid_layout
 from gan_dist.training.models import (
@@ -102,7 +103,10 @@ def train(cfg: TrainConfig, env: RunEnvironment, *, should_stop: StopCheck = lam
     else:
         run.create()
 
-    # Announce the run: config.json, the start event, the status, the trackers.
+    # Announce the run: config.json, the start event, the status, the trackers; a CPU run on a
+    # machine already busy says so (after every refusal of bad input, which stays one line).
+    if device.type == "cpu":
+        warn_if_crowded(env)
     run.rewrite_metrics(history.rows)  # every epoch once: drops rows past the checkpoint
     run.write_config(run_record(cfg, env, accelerator, data, models, shard, precision))
     where = {"world_size": shard.world, "num_nodes": env.nodes}
