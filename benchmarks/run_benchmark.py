@@ -42,6 +42,7 @@ Run it (about 5 minutes on a 2-core CPU with the default 3 rounds):
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import math
 import os
@@ -143,7 +144,13 @@ def gan_data_args(data_dir: Path | None, tmp: Path) -> tuple[list[str], str]:
 
 
 def dataset_size(data_dir: Path | None) -> int:
-    return 10_000 if tutorial_loop.idx_dir_usable(data_dir) else 5_000
+    """Images in the IDX test split (its header says: 10,000 for MNIST's), else the 5,000 shipped."""
+    if not tutorial_loop.idx_dir_usable(data_dir):
+        return 5_000
+    name = tutorial_loop.IDX_FILES[0]
+    plain = data_dir / name
+    with (open(plain, "rb") if plain.is_file() else gzip.open(data_dir / f"{name}.gz", "rb")) as f:
+        return int.from_bytes(f.read(8)[4:8], "big")
 
 
 # ---- the two loops -----------------------------------------------------------------------
@@ -210,7 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compile", action="store_true", help="also measure `gan train --compile`")
     p.add_argument("--channels-last", action="store_true",
                    help="also measure `gan train --channels-last` (conv networks: --arch dcgan)")
-    p.add_argument("--data-dir", type=Path, default=tutorial_loop.DEFAULT_DATA_DIR)
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help="a folder with MNIST's t10k IDX files (default: ../shared/data/mnist for the "
+                        "mlp rows, the shipped 5,000-digit sample for the dcgan rows)")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for both loops (default: torch's default here)")
     p.add_argument("--repeats", type=int, default=3,
@@ -242,7 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     batch = tutorial_dcgan.BATCH if dcgan else BATCH
     baseline = tutorial_dcgan if dcgan else tutorial_loop
     if dcgan:  # the issue's data for the DCGAN rows: the shipped 5,000-digit sample
-        args.data_dir, args.skip_peak = None, True
+        args.skip_peak = True
+    elif args.data_dir is None:
+        args.data_dir = tutorial_loop.DEFAULT_DATA_DIR
     data_dir = args.data_dir if tutorial_loop.idx_dir_usable(args.data_dir) else None
     flop = flop_per_image()
     info = machine(args.device)

@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from tutorial_loop import SAMPLE_FILE, TRANSFORM, _ArrayMNIST
+from tutorial_loop import make_dataset
 
 BATCH = 128
 NZ = 100
@@ -60,12 +62,12 @@ def weights_init(m):  # the tutorial's
 
 
 def run(*, images: int = 5000, warmup: int = 5, precision: str = "no", device: str = "cpu",
-        batch_size: int = BATCH, seed: int = 0, **_ignored) -> dict:
+        batch_size: int = BATCH, seed: int = 0, data_dir: Path | None = None, **_ignored) -> dict:
     torch.manual_seed(seed)
     dev = torch.device(device)
     amp_dtype = {"no": None, "bf16": torch.bfloat16}[precision]
-    with np.load(SAMPLE_FILE) as f:
-        dataset = _ArrayMNIST(f["images"], f["labels"], TRANSFORM)
+    with tempfile.TemporaryDirectory(prefix="tutorial_dcgan_") as tmp:  # torchvision reads the files at once
+        dataset, data_desc = make_dataset(data_dir, Path(tmp))
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True)
     netG, netD = Generator().to(dev), Discriminator().to(dev)
     netG.apply(weights_init)
@@ -109,7 +111,7 @@ def run(*, images: int = 5000, warmup: int = 5, precision: str = "no", device: s
     seconds = time.perf_counter() - t0
     timed = steps_timed * batch_size
     return {"loop": "tutorial-dcgan", "precision": precision, "device": device, "threads": torch.get_num_threads(),
-            "data": f"mnist-sample ({len(dataset)} images, per-image DataLoader)", "batch_size": batch_size,
+            "data": f"{data_desc}, per-image DataLoader", "batch_size": batch_size,
             "warmup_steps": warmup, "images": timed, "seconds": round(seconds, 4),
             "images_per_second": round(timed / seconds, 1), "d_loss": round(float(np.mean(d_losses)), 4),
             "g_loss": round(float(np.mean(g_losses)), 4)}

@@ -105,7 +105,9 @@ def test_port_in_use_and_unreachable_master(tmp_path):
     assert time.time() - tic < 90
 
 
-@pytest.mark.parametrize("processes", ["1", "2"])
+# One process here: on two, SIGUSR1 reaches the workers as the launcher's own stop file, and
+# that is tested in tests/test_long_runs.py and on the Slurm cluster (GAN_STOP_FILE).
+@pytest.mark.parametrize("processes", ["1"])
 def test_stop_request_checkpoints_exits_75_and_resumes(tmp_path, processes):
     stop_file = tmp_path / "stop-now"
     args = [*SAME[:-4], "--epochs", "6", "--processes", processes, "--out", str(tmp_path), "--name", "stop"]
