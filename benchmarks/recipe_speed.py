@@ -34,8 +34,8 @@ ROWS: dict[str, list[str]] = {
     "resnet 28 px + R1/R2 every 16 steps": [*RESNET, *PENALTY, "--reg-interval", "16"],
     "resnet 28 px + DiffAugment (translation,cutout,color; p 1)": [*RESNET, "--augment", "translation,cutout,color"],
     "dcgan 28 px + R1/R2 every step": ["--arch", "dcgan", "--loss", "rpgan", *PENALTY],
-    "dcgan 28 px, 2 processes": ["--arch", "dcgan", "--processes", "2"],
-    "resnet 28 px, 2 processes": [*RESNET, "--processes", "2"],
+    "dcgan 28 px on 2 processes": ["--arch", "dcgan", "--processes", "2"],
+    "resnet 28 px on 2 processes": [*RESNET, "--processes", "2"],
 }
 
 
