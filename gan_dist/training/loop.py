@@ -30,6 +30,7 @@ from gan_dist.environment import RunEnvironment
 from gan_dist.errors import GanError
 from gan_dist.nets import check_image_shape, parameter_count
 from gan_dist.nets.generator_io import save_generator
+from gan_dist.progress_bar import progress_bar
 from gan_dist.rundir import RunDir, generator_record
 from gan_dist.training.augment import AdaController
 from gan_dist.training.backends import configure_backends
@@ -124,7 +125,7 @@ def train(cfg: TrainConfig, env: RunEnvironment, *, should_stop: StopCheck = lam
     ada_signs, since_sync = torch.zeros(2, device=device), 0  # ADA's sign sum and count, steps since the last sync
     progress.restart_clock()
     stop_reason: str | None = None
-    bar = _progress_bar(accelerator.is_main_process)
+    bar = progress_bar(enabled=accelerator.is_main_process, terminal_only=False, auto_refresh=False)
     try:
         with bar:
             task = bar.add_task("epoch", total=cfg.epochs, completed=position.epochs_done)
@@ -385,19 +386,3 @@ def save_generators(run: RunDir, models: Models, epoch: int, *, final: bool = Fa
 def _bar_text(row: dict, cfg: TrainConfig) -> str:
     return (f"epoch {row['epoch']}/{cfg.epochs}  G {row['g_loss']:.3f}  D {row['d_loss']:.3f}  "
             f"{row['images_per_second']:,.0f} img/s")
-
-
-def _progress_bar(enabled: bool):
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    console = Console(stderr=True, quiet=not enabled)
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    console=console, disable=not enabled, transient=False,
-                    auto_refresh=False)  # redrawn once per epoch: no 10 Hz thread competing for 2 cores
