@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from gan_dist import errors
+
 
 @dataclass(frozen=True)
 class ImageSet:
@@ -35,7 +37,5 @@ def warn(message: str, *, show: bool = True) -> None:
     """A warning users must see (skipped images, in-memory cache): one line on stderr. Every
     process of a run loads the data; training passes `warnings=` down so that only the first
     process of each machine speaks."""
-    import sys
-
     if show:
-        print(f"warning: {message}", file=sys.stderr, flush=True)
+        errors.warn(message)

@@ -115,7 +115,7 @@ def reference_stats(images_u8: np.ndarray, name: str, cache_dir: Path | None, *,
             _MEMORY[str(path)] = ref
             return ref
         if problem != "missing":
-            from gan_dist.datasets.base import warn
+            from gan_dist.errors import warn
 
             warn(f"the inception statistics cache {path} cannot be used ({problem}): recomputing it")
     if log is not None:
@@ -129,7 +129,7 @@ def reference_stats(images_u8: np.ndarray, name: str, cache_dir: Path | None, *,
             _write(path, ref, meta)
             _MEMORY[str(path)] = ref
         except OSError as err:  # read-only data directory: this process keeps it
-            from gan_dist.datasets.base import warn
+            from gan_dist.errors import warn
 
             warn(f"cannot write the inception statistics under {path.parent} ({err.strerror or err}): they are "
                  "kept for this process only; pass --cache-dir DIR (writable) at training to cache them")
